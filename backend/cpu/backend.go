@@ -1,0 +1,140 @@
+// Package cpu is sgt's pure-Go GoMLX backend, registered as "cpu".
+//
+// It implements the backends.Backend interface of GoMLX. A computation built
+// with a Builder is compiled, not interpreted: Compile eliminates dead code,
+// turns reshapes and identities into aliases, fuses chains of elementwise ops
+// (including broadcasts, Where and ConvertDType) into single passes evaluated
+// in cache-sized blocks, lowers every remaining op to a kernel closure with
+// its shape parameters precomputed, and plans buffer reuse from liveness so
+// that a training step runs on a per-executable arena allocated once.
+// Large ops are parallelised internally with kernels.Parallel.
+//
+// Execute is safe to call concurrently from several goroutines: each
+// concurrent call uses its own arena.
+package cpu
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+)
+
+// BackendName is the name under which this backend is registered with GoMLX
+// (use it in GOMLX_BACKEND or backends.NewWithConfig).
+const BackendName = "cpu"
+
+func init() {
+	backends.Register(BackendName, New)
+}
+
+// Backend is sgt's pure-Go CPU backend. Create it with New (or through
+// GoMLX's backends.NewWithConfig("cpu")).
+type Backend struct {
+	// pools of flat slices released by BufferFinalize, keyed by poolKey.
+	pools sync.Map
+	// finalized is set by Finalize.
+	finalized atomic.Bool
+}
+
+var _ backends.Backend = (*Backend)(nil)
+
+// New creates a CPU backend. The configuration string must be empty: the
+// backend has no options yet.
+func New(config string) (backends.Backend, error) {
+	if strings.TrimSpace(config) != "" {
+		return nil, fmt.Errorf("cpu backend: unknown configuration %q (no options are supported)", config)
+	}
+	return &Backend{}, nil
+}
+
+// Name returns the backend's short name, "cpu".
+func (b *Backend) Name() string { return BackendName }
+
+// String returns the backend's name.
+func (b *Backend) String() string { return BackendName }
+
+// Description returns a one-line description of the backend.
+func (b *Backend) Description() string {
+	return "sgt pure-Go CPU backend (compiled graphs, fused elementwise ops)"
+}
+
+// NumDevices returns 1: the whole CPU is one device.
+func (b *Backend) NumDevices() int { return 1 }
+
+// DeviceDescription describes device 0.
+func (b *Backend) DeviceDescription(deviceNum backends.DeviceNum) string {
+	return fmt.Sprintf("cpu device #%d", deviceNum)
+}
+
+// Builder creates a builder for a new computation with the given name.
+func (b *Backend) Builder(name string) backends.Builder {
+	return newBuilder(b, name)
+}
+
+// Finalize releases the backend's pooled memory and makes it unusable.
+func (b *Backend) Finalize() {
+	b.finalized.Store(true)
+	b.pools.Clear()
+}
+
+// IsFinalized reports whether Finalize was called.
+func (b *Backend) IsFinalized() bool { return b.finalized.Load() }
+
+// Capabilities reports exactly the ops and dtypes this backend implements.
+func (b *Backend) Capabilities() backends.Capabilities {
+	c := backends.Capabilities{
+		Operations: make(map[backends.OpType]bool, len(implementedOps)),
+		DTypes:     make(map[dtypes.DType]bool, len(supportedDTypes)),
+	}
+	for _, op := range implementedOps {
+		c.Operations[op] = true
+	}
+	for _, dt := range supportedDTypes {
+		c.DTypes[dt] = true
+	}
+	return c
+}
+
+// implementedOps lists every op the Builder implements.
+var implementedOps = []backends.OpType{
+	backends.OpTypeParameter, backends.OpTypeConstant, backends.OpTypeIdentity,
+	// Elementwise unary.
+	backends.OpTypeAbs, backends.OpTypeNeg, backends.OpTypeExp, backends.OpTypeExpm1,
+	backends.OpTypeLog, backends.OpTypeLog1p, backends.OpTypeLogistic, backends.OpTypeTanh,
+	backends.OpTypeSqrt, backends.OpTypeRsqrt, backends.OpTypeSign, backends.OpTypeFloor,
+	backends.OpTypeCeil, backends.OpTypeRound, backends.OpTypeCos, backends.OpTypeSin,
+	backends.OpTypeErf, backends.OpTypeIsFinite, backends.OpTypeIsNaN, backends.OpTypeLogicalNot,
+	backends.OpTypeBitwiseNot, backends.OpTypeBitCount, backends.OpTypeClz,
+	// Elementwise binary.
+	backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv,
+	backends.OpTypePow, backends.OpTypeMax, backends.OpTypeMin, backends.OpTypeRem,
+	backends.OpTypeLogicalAnd, backends.OpTypeLogicalOr, backends.OpTypeLogicalXor,
+	backends.OpTypeBitwiseAnd, backends.OpTypeBitwiseOr, backends.OpTypeBitwiseXor,
+	backends.OpTypeShiftLeft, backends.OpTypeShiftRightArithmetic, backends.OpTypeShiftRightLogical,
+	backends.OpTypeEqual, backends.OpTypeNotEqual, backends.OpTypeGreaterOrEqual,
+	backends.OpTypeGreaterThan, backends.OpTypeLessOrEqual, backends.OpTypeLessThan,
+	backends.OpTypeEqualTotalOrder, backends.OpTypeNotEqualTotalOrder,
+	backends.OpTypeGreaterOrEqualTotalOrder, backends.OpTypeGreaterThanTotalOrder,
+	backends.OpTypeLessOrEqualTotalOrder, backends.OpTypeLessThanTotalOrder,
+	backends.OpTypeConvertDType, backends.OpTypeWhere, backends.OpTypeClamp,
+	// Shape ops.
+	backends.OpTypeBroadcastInDim, backends.OpTypeReshape, backends.OpTypeTranspose,
+	backends.OpTypeSlice, backends.OpTypeConcatenate, backends.OpTypePad, backends.OpTypeReverse,
+	backends.OpTypeIota, backends.OpTypeDynamicSlice, backends.OpTypeDynamicUpdateSlice,
+	// Reductions.
+	backends.OpTypeReduceSum, backends.OpTypeReduceMax, backends.OpTypeReduceMin,
+	backends.OpTypeReduceProduct, backends.OpTypeReduceLogicalAnd, backends.OpTypeReduceLogicalOr,
+	backends.OpTypeReduceLogicalXor, backends.OpTypeReduceBitwiseAnd, backends.OpTypeReduceBitwiseOr,
+	backends.OpTypeReduceBitwiseXor, backends.OpTypeArgMinMax,
+	// Linear algebra, convolution, pooling, normalisation.
+	backends.OpTypeDot, backends.OpTypeDotGeneral, backends.OpTypeConvGeneral,
+	backends.OpTypeReduceWindow, backends.OpTypeSelectAndScatterMax, backends.OpTypeSelectAndScatterMin,
+	backends.OpTypeBatchNormForTraining, backends.OpTypeBatchNormForInference, backends.OpTypeBatchNormGradient,
+	// Gather/scatter and random numbers.
+	backends.OpTypeGather, backends.OpTypeScatterSum, backends.OpTypeScatterMax, backends.OpTypeScatterMin,
+	backends.OpTypeRNGBitGenerator,
+}

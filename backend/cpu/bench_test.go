@@ -1,0 +1,126 @@
+package cpu
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/gomlx/backends"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/layers"
+	"github.com/gomlx/gomlx/pkg/ml/layers/activations"
+	"github.com/gomlx/gomlx/pkg/ml/layers/batchnorm"
+	"github.com/gomlx/gomlx/pkg/ml/train"
+	"github.com/gomlx/gomlx/pkg/ml/train/losses"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+)
+
+// Benchmarks: training steps of a small CIFAR-style ResNet (the speed work's
+// baseline) and of an MLP, and conv-net inference, on this backend and, where
+// it can run them, on simplego.
+
+// resnetBlock is a pre-activation-free basic residual block with batch norm.
+func resnetBlock(ctx *context.Context, x *Node, channels int) *Node {
+	y := layers.Convolution(ctx.In("conv1"), x).Filters(channels).KernelSize(3).PadSame().UseBias(false).Done()
+	y = activations.Relu(batchnorm.New(ctx.In("bn1"), y, -1).Done())
+	y = layers.Convolution(ctx.In("conv2"), y).Filters(channels).KernelSize(3).PadSame().UseBias(false).Done()
+	y = batchnorm.New(ctx.In("bn2"), y, -1).Done()
+	return activations.Relu(Add(x, y))
+}
+
+// smallResNet: 3x3 conv stem (16 channels), two residual blocks, a strided
+// 32-channel block, global average pooling and a 10-way classifier.
+func smallResNet(ctx *context.Context, _ any, inputs []*Node) []*Node {
+	x := inputs[0]
+	x = layers.Convolution(ctx.In("stem"), x).Filters(16).KernelSize(3).PadSame().UseBias(false).Done()
+	x = activations.Relu(batchnorm.New(ctx.In("stem_bn"), x, -1).Done())
+	x = resnetBlock(ctx.In("b1"), x, 16)
+	x = resnetBlock(ctx.In("b2"), x, 16)
+	x = layers.Convolution(ctx.In("down"), x).Filters(32).KernelSize(3).Strides(2).PadSame().Done()
+	x = resnetBlock(ctx.In("b3"), x, 32)
+	x = ReduceMean(x, 1, 2)
+	return []*Node{layers.DenseWithBias(ctx.In("fc"), x, 10)}
+}
+
+func benchImages(n, size int) (*tensors.Tensor, *tensors.Tensor) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	xs := make([]float32, n*size*size*3)
+	for i := range xs {
+		xs[i] = float32(rng.NormFloat64())
+	}
+	ys := make([]int32, n)
+	for i := range ys {
+		ys[i] = int32(rng.IntN(10))
+	}
+	return tensors.FromFlatDataAndDimensions(xs, n, size, size, 3), tensors.FromFlatDataAndDimensions(ys, n, 1)
+}
+
+func benchTrain(b *testing.B, be backends.Backend, model train.ModelFn, x, y *tensors.Tensor) {
+	ctx := context.New()
+	trainer := train.NewTrainer(be, ctx, model, losses.SparseCategoricalCrossEntropyLogits,
+		optimizers.StochasticGradientDescent().WithLearningRate(0.01).Done(), nil, nil)
+	step := func() {
+		if _, err := trainer.TrainStep(nil, []*tensors.Tensor{x}, []*tensors.Tensor{y}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	step() // compile
+	b.ResetTimer()
+	for b.Loop() {
+		step()
+	}
+	b.ReportMetric(float64(x.Shape().Dimensions[0])*float64(b.N)/b.Elapsed().Seconds(), "images/s")
+}
+
+// BenchmarkConvTrainStep is one SGD step of smallResNet on a batch of 32
+// CIFAR-sized (32x32x3) images. simplego cannot run it (it lacks ops
+// needed by the convolution and batch-norm gradients).
+func BenchmarkConvTrainStep(b *testing.B) {
+	x, y := benchImages(32, 32)
+	benchTrain(b, mustCPU(b), smallResNet, x, y)
+}
+
+// BenchmarkMLPTrainStep compares an MLP training step on both backends.
+func BenchmarkMLPTrainStep(b *testing.B) {
+	cpu, ref := testBackends(b)
+	for _, be := range []backends.Backend{cpu, ref} {
+		b.Run(be.String(), func(b *testing.B) {
+			x, y := mlpData(256, 1)
+			benchTrain(b, be, mlpModel, x, y)
+		})
+	}
+}
+
+// BenchmarkConvInference compares the forward pass of a conv net (conv,
+// bias, relu, pooling, dense) on both backends.
+func BenchmarkConvInference(b *testing.B) {
+	cpu, ref := testBackends(b)
+	model := func(ctx *context.Context, x *Node) *Node {
+		x = activations.Relu(layers.Convolution(ctx.In("c1"), x).Filters(16).KernelSize(3).PadSame().Done())
+		x = MaxPool(x).Window(2).Done()
+		x = activations.Relu(layers.Convolution(ctx.In("c2"), x).Filters(32).KernelSize(3).PadSame().Done())
+		x = ReduceMean(x, 1, 2)
+		return layers.DenseWithBias(ctx.In("fc"), x, 10)
+	}
+	for _, be := range []backends.Backend{cpu, ref} {
+		b.Run(be.String(), func(b *testing.B) {
+			x, _ := benchImages(32, 32)
+			ctx := context.New()
+			exec, err := context.NewExec(be, ctx, model)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := exec.Exec(x); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := exec.Exec(x); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(32*float64(b.N)/b.Elapsed().Seconds(), "images/s")
+		})
+	}
+}

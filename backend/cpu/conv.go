@@ -1,0 +1,146 @@
+package cpu
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/shapeinference"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/sgt-dev/sgt/backend/kernels"
+)
+
+// ConvGeneral in full generality is lowered at build time to
+//
+//	Transpose(input) -> canonical conv -> Transpose(output)
+//
+// where the canonical conv works in kernels.ConvParams' channels-last layout
+// (transposes are omitted when the axes are already in that order), so
+// buffer planning sees the temporaries.
+
+func init() {
+	registerLowering(lowerConv, backends.OpTypeConvGeneral)
+}
+
+// ConvGeneral adds a convolution (XLA ConvGeneralDilated semantics) with any
+// axis order, strides, padding, input and kernel dilation and feature or
+// batch groups. Nil strides and dilations mean 1, nil paddings mean 0.
+func (b *Builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveAxesConfig,
+	strides []int, paddings [][2]int, inputDilations, kernelDilations []int,
+	channelGroupCount, batchGroupCount int) (backends.Op, error) {
+	in, err := b.checkOps("ConvGeneral", input, kernel)
+	if err != nil {
+		return nil, err
+	}
+	xs, ks := in[0].shape, in[1].shape
+	if xs.DType != ks.DType || !xs.DType.IsFloat() || !isSupportedDType(xs.DType) {
+		return nil, fmt.Errorf("cpu backend: ConvGeneral: needs float32 or float64 input and kernel of the same dtype, got %s and %s", xs, ks)
+	}
+	rank := xs.Rank()
+	ns := rank - 2
+	if ns < 0 {
+		return nil, fmt.Errorf("cpu backend: ConvGeneral: input %s needs rank >= 2", xs)
+	}
+	ones := func(v []int, name string) ([]int, error) {
+		if v == nil {
+			return slices.Repeat([]int{1}, ns), nil
+		}
+		if len(v) != ns {
+			return nil, fmt.Errorf("cpu backend: ConvGeneral: %s %v needs %d values (one per spatial axis)", name, v, ns)
+		}
+		return slices.Clone(v), nil
+	}
+	if strides, err = ones(strides, "strides"); err != nil {
+		return nil, err
+	}
+	if inputDilations, err = ones(inputDilations, "input dilations"); err != nil {
+		return nil, err
+	}
+	if kernelDilations, err = ones(kernelDilations, "kernel dilations"); err != nil {
+		return nil, err
+	}
+	if paddings == nil {
+		paddings = make([][2]int, ns)
+	}
+	channelGroupCount, batchGroupCount = max(channelGroupCount, 1), max(batchGroupCount, 1)
+	outShape, err := shapeinference.ConvGeneralOp(xs, ks, axes, strides, paddings, inputDilations, kernelDilations,
+		channelGroupCount, batchGroupCount)
+	if err != nil {
+		return nil, fmt.Errorf("cpu backend: ConvGeneral: %w", err)
+	}
+	p := &kernels.ConvParams{
+		Batch:          xs.Dimensions[axes.InputBatch],
+		InChannels:     xs.Dimensions[axes.InputChannels],
+		OutChannels:    ks.Dimensions[axes.KernelOutputChannels],
+		Strides:        strides,
+		InputDilation:  inputDilations,
+		KernelDilation: kernelDilations,
+		FeatureGroups:  channelGroupCount,
+		BatchGroups:    batchGroupCount,
+	}
+	for i := range ns {
+		p.InSpatial = append(p.InSpatial, xs.Dimensions[axes.InputSpatial[i]])
+		p.KernelSpatial = append(p.KernelSpatial, ks.Dimensions[axes.KernelSpatial[i]])
+		p.OutSpatial = append(p.OutSpatial, outShape.Dimensions[axes.OutputSpatial[i]])
+		p.PadLow = append(p.PadLow, paddings[i][0])
+		p.PadHigh = append(p.PadHigh, paddings[i][1])
+	}
+	// Canonical layouts.
+	x, err := b.permuted(in[0], slices.Concat([]int{axes.InputBatch}, axes.InputSpatial, []int{axes.InputChannels}))
+	if err != nil {
+		return nil, err
+	}
+	k, err := b.permuted(in[1], slices.Concat(axes.KernelSpatial, []int{axes.KernelInputChannels, axes.KernelOutputChannels}))
+	if err != nil {
+		return nil, err
+	}
+	canonDims := slices.Concat([]int{p.Batch / p.BatchGroups}, p.OutSpatial, []int{p.OutChannels})
+	conv := b.newNode(backends.OpTypeConvGeneral, shapes.Make(xs.DType, canonDims...), p, x, k)
+	// Output axis j holds canonical axis perm[j].
+	perm := make([]int, rank)
+	perm[axes.OutputBatch] = 0
+	for i, a := range axes.OutputSpatial {
+		perm[a] = 1 + i
+	}
+	perm[axes.OutputChannels] = rank - 1
+	out, err := b.permuted(conv, perm)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// permuted returns x transposed by perm, or x itself for the identity.
+func (b *Builder) permuted(x *node, perm []int) (*node, error) {
+	if isIdentityPerm(perm) {
+		return x, nil
+	}
+	t, err := b.Transpose(x, perm...)
+	if err != nil {
+		return nil, err
+	}
+	return t.(*node), nil
+}
+
+func lowerConv(n *node) (kernelFn, error) {
+	p := n.data.(*kernels.ConvParams)
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	switch n.shape.DType {
+	case dtypes.Float32:
+		return func(ins, outs []any) {
+			if err := kernels.ConvF32(p, ins[0].([]float32), ins[1].([]float32), outs[0].([]float32)); err != nil {
+				panic(err)
+			}
+		}, nil
+	case dtypes.Float64:
+		return func(ins, outs []any) {
+			if err := kernels.ConvF64(p, ins[0].([]float64), ins[1].([]float64), outs[0].([]float64)); err != nil {
+				panic(err)
+			}
+		}, nil
+	}
+	return nil, unsupported(n.op, n.shape.DType)
+}

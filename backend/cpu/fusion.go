@@ -1,0 +1,435 @@
+package cpu
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/shapeinference"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/sgt-dev/sgt/backend/kernels"
+)
+
+// Elementwise fusion.
+//
+// A cluster is a DAG of elementwise nodes with the same dimensions, rooted at
+// a node whose value is materialized. It runs as one pass over the output,
+// in blocks of fuseBlock elements: each member computes its block into a
+// per-worker register, reading its operands from registers, directly from
+// the input buffers (same-shape operands), from a register filled once
+// (scalars), or from a register gathered with strides (broadcast operands,
+// including BroadcastInDim nodes, which are never materialized when only
+// elementwise ops read them).
+
+// fuseBlock is the number of elements processed per block.
+const fuseBlock = 1024
+
+// fuseParallelMin is the minimum number of elements to split a fused pass
+// over several workers.
+const fuseParallelMin = 1 << 15
+
+type leafMode int
+
+const (
+	leafFull    leafMode = iota // same shape as the output: read in place
+	leafScalar                  // one value broadcast to all
+	leafStrided                 // general broadcast, gathered per block
+)
+
+type fusedLeaf struct {
+	in    int // index into the step's inputs
+	mode  leafMode
+	dtype dtypes.DType
+	// dims and strides (collapsed) for leafStrided, over the output.
+	dims, strides []int
+}
+
+type fusedInstr struct {
+	dst  int
+	srcs []int
+	fn   ewFn
+}
+
+type fusedProg struct {
+	size    int
+	leaves  []fusedLeaf
+	instrs  []fusedInstr
+	regType []dtypes.DType
+	pool    sync.Pool
+}
+
+type fusedScratch struct {
+	regs    []any // current block views
+	storage []any // block-sized storage for non-full registers
+	args    [][]any
+}
+
+// isElementwise reports whether n can be a member of a fusion cluster.
+func isElementwise(n *node) bool {
+	if n.parent != nil || len(n.outs) > 0 {
+		return false
+	}
+	return elementwiseOps[n.op]
+}
+
+var elementwiseOps = map[backends.OpType]bool{
+	backends.OpTypeWhere: true, backends.OpTypeClamp: true, backends.OpTypeConvertDType: true,
+}
+
+func init() {
+	for op := range shapeinference.StandardUnaryOperations {
+		elementwiseOps[op] = true
+	}
+	for op := range shapeinference.StandardBinaryOperations {
+		elementwiseOps[op] = true
+	}
+	for op := range shapeinference.ComparisonOperations {
+		elementwiseOps[op] = true
+	}
+	for _, op := range []backends.OpType{backends.OpTypeIsFinite, backends.OpTypeIsNaN, backends.OpTypeNotEqualTotalOrder,
+		backends.OpTypeShiftLeft, backends.OpTypeShiftRightArithmetic, backends.OpTypeShiftRightLogical} {
+		elementwiseOps[op] = true
+	}
+	for _, op := range []backends.OpType{backends.OpTypeReal, backends.OpTypeImag, backends.OpTypeConj} {
+		delete(elementwiseOps, op)
+	}
+}
+
+// readThrough resolves reads of v through virtual broadcasts: it returns the
+// node actually read and the strides (in elements of that node) per axis of
+// v's dimensions.
+func readThrough(v *node, virtual []bool) (*node, []int) {
+	if !virtual[v.idx] {
+		return v, rowMajorStrides(v.shape.Dimensions)
+	}
+	x := v.inputs[0]
+	src, xs := readThrough(x, virtual)
+	axes := v.data.(*broadcastData).axes
+	s := make([]int, v.shape.Rank())
+	for i, a := range axes {
+		if x.shape.Dimensions[i] == v.shape.Dimensions[a] {
+			s[a] = xs[i]
+		}
+	}
+	return src, s
+}
+
+// collapseAxes merges adjacent axes that are contiguous with respect to
+// strides, and drops axes of dimension 1.
+func collapseAxes(dims, strides []int) ([]int, []int) {
+	var d, s []int
+	for k := range dims {
+		if dims[k] == 1 {
+			continue
+		}
+		if n := len(d); n > 0 && s[n-1] == strides[k]*dims[k] {
+			d[n-1] *= dims[k]
+			s[n-1] = strides[k]
+			continue
+		}
+		d = append(d, dims[k])
+		s = append(s, strides[k])
+	}
+	return d, s
+}
+
+// buildFusedStep builds the step of the cluster rooted at root.
+func buildFusedStep(root *node, members []*node, virtual []bool, rootOf func(int) int) (*step, error) {
+	outDims := root.shape.Dimensions
+	prog := &fusedProg{size: root.shape.Size()}
+	st := &step{name: "fused(" + root.op.String() + ")", outs: []int{root.idx}}
+	reg := make(map[int]int)    // member node idx -> register
+	leafOf := make(map[int]int) // input node idx -> register
+	type readKey struct {
+		src     int
+		strides string
+	}
+	leafByRead := make(map[readKey]int)
+	fullReads := make(map[int]int)   // root value -> count of full-mode reads
+	otherReads := make(map[int]bool) // root value read in another mode
+	inOf := make(map[int]int)        // source node idx -> step input index
+
+	addLeaf := func(x *node) int {
+		if r, ok := leafOf[x.idx]; ok {
+			return r
+		}
+		src, vs := readThrough(x, virtual)
+		strides := make([]int, len(outDims))
+		xd := x.shape.Dimensions
+		if len(xd) == len(outDims) {
+			for k := range outDims {
+				if xd[k] == outDims[k] {
+					strides[k] = vs[k]
+				}
+			}
+		} // else x is a scalar: all strides 0.
+		mode := leafStrided
+		if src.shape.Size() == prog.size && slices.Equal(strides, rowMajorStrides(outDims)) {
+			mode = leafFull
+		} else if slices.Max(append([]int{0}, strides...)) == 0 {
+			mode = leafScalar
+		}
+		key := readKey{src.idx, fmt.Sprint(mode, strides)}
+		if r, ok := leafByRead[key]; ok {
+			leafOf[x.idx] = r
+			return r
+		}
+		in, ok := inOf[src.idx]
+		if !ok {
+			in = len(st.ins)
+			st.ins = append(st.ins, src.idx)
+			inOf[src.idx] = in
+		}
+		l := fusedLeaf{in: in, mode: mode, dtype: src.shape.DType}
+		rv := rootOf(src.idx)
+		if mode == leafStrided {
+			l.dims, l.strides = collapseAxes(outDims, strides)
+		}
+		if mode == leafFull {
+			fullReads[rv]++
+		} else {
+			otherReads[rv] = true
+		}
+		r := len(prog.regType)
+		prog.regType = append(prog.regType, src.shape.DType)
+		prog.leaves = append(prog.leaves, l)
+		leafOf[x.idx] = r
+		leafByRead[key] = r
+		return r
+	}
+	inCluster := make(map[int]bool, len(members))
+	for _, m := range members {
+		inCluster[m.idx] = true
+	}
+	// Leaves first (registers 0..L-1), then one register per member.
+	for _, m := range members {
+		for _, x := range m.inputs {
+			if !inCluster[x.idx] {
+				addLeaf(x)
+			}
+		}
+	}
+	for _, m := range members {
+		fn, err := ewKernel(m)
+		if err != nil {
+			return nil, err
+		}
+		r := len(prog.regType)
+		prog.regType = append(prog.regType, m.shape.DType)
+		reg[m.idx] = r
+		ins := fusedInstr{dst: r, fn: fn}
+		for _, x := range m.inputs {
+			if inCluster[x.idx] {
+				ins.srcs = append(ins.srcs, reg[x.idx])
+			} else {
+				ins.srcs = append(ins.srcs, leafOf[x.idx])
+			}
+		}
+		prog.instrs = append(prog.instrs, ins)
+	}
+	for rv, n := range fullReads {
+		if n > 0 && !otherReads[rv] {
+			st.inPlace = append(st.inPlace, rv)
+		}
+	}
+	slices.Sort(st.inPlace)
+	prog.pool.New = func() any { return prog.newScratch() }
+	st.run = prog.run
+	return st, nil
+}
+
+func (p *fusedProg) newScratch() *fusedScratch {
+	sc := &fusedScratch{regs: make([]any, len(p.regType)), storage: make([]any, len(p.regType))}
+	nl := len(p.leaves)
+	for r, dt := range p.regType {
+		if r < nl && p.leaves[r].mode == leafFull {
+			continue
+		}
+		sc.storage[r] = makeSlice(dt, fuseBlock)
+	}
+	sc.args = make([][]any, len(p.instrs))
+	for i, in := range p.instrs {
+		sc.args[i] = make([]any, len(in.srcs))
+	}
+	return sc
+}
+
+func (p *fusedProg) run(ins, outs []any) {
+	n := p.size
+	if n == 0 {
+		return
+	}
+	nBlocks := (n + fuseBlock - 1) / fuseBlock
+	if n < fuseParallelMin {
+		p.runBlocks(ins, outs[0], 0, nBlocks)
+		return
+	}
+	kernels.Parallel(nBlocks, fuseParallelMin/fuseBlock/2, func(lo, hi int) {
+		p.runBlocks(ins, outs[0], lo, hi)
+	})
+}
+
+// runBlocks evaluates blocks [b0, b1) of the output.
+func (p *fusedProg) runBlocks(ins []any, out any, b0, b1 int) {
+	sc := p.pool.Get().(*fusedScratch)
+	defer p.pool.Put(sc)
+	for r, l := range p.leaves {
+		if l.mode == leafScalar {
+			fillScalar(sc.storage[r], ins[l.in])
+		}
+	}
+	last := len(p.instrs) - 1
+	for b := b0; b < b1; b++ {
+		lo := b * fuseBlock
+		hi := min(lo+fuseBlock, p.size)
+		m := hi - lo
+		for r, l := range p.leaves {
+			switch l.mode {
+			case leafFull:
+				sc.regs[r] = subSlice(ins[l.in], lo, hi)
+			case leafScalar:
+				sc.regs[r] = subSlice(sc.storage[r], 0, m)
+			default:
+				sc.regs[r] = subSlice(sc.storage[r], 0, m)
+				stridedRead(sc.regs[r], ins[l.in], lo, l.dims, l.strides)
+			}
+		}
+		for i := range p.instrs {
+			in := &p.instrs[i]
+			if i == last {
+				sc.regs[in.dst] = subSlice(out, lo, hi)
+			} else {
+				sc.regs[in.dst] = subSlice(sc.storage[in.dst], 0, m)
+			}
+			args := sc.args[i]
+			for j, s := range in.srcs {
+				args[j] = sc.regs[s]
+			}
+			in.fn(sc.regs[in.dst], args)
+		}
+	}
+	clear(sc.regs)
+	for _, a := range sc.args {
+		clear(a)
+	}
+}
+
+// fillScalar fills dst with src[0].
+func fillScalar(dst, src any) {
+	switch d := dst.(type) {
+	case []float32:
+		fillAll(d, src.([]float32)[0])
+	case []float64:
+		fillAll(d, src.([]float64)[0])
+	case []bool:
+		fillAll(d, src.([]bool)[0])
+	case []int8:
+		fillAll(d, src.([]int8)[0])
+	case []int16:
+		fillAll(d, src.([]int16)[0])
+	case []int32:
+		fillAll(d, src.([]int32)[0])
+	case []int64:
+		fillAll(d, src.([]int64)[0])
+	case []uint8:
+		fillAll(d, src.([]uint8)[0])
+	case []uint16:
+		fillAll(d, src.([]uint16)[0])
+	case []uint32:
+		fillAll(d, src.([]uint32)[0])
+	case []uint64:
+		fillAll(d, src.([]uint64)[0])
+	default:
+		panic(fmt.Sprintf("fillScalar: unsupported type %T", dst))
+	}
+}
+
+func fillAll[T any](d []T, v T) {
+	for i := range d {
+		d[i] = v
+	}
+}
+
+// stridedRead fills dst with the elements lo, lo+1, ... of a row-major
+// iteration over dims, reading src at the given strides.
+func stridedRead(dst, src any, lo int, dims, strides []int) {
+	switch d := dst.(type) {
+	case []float32:
+		stridedReadT(d, src.([]float32), lo, dims, strides)
+	case []float64:
+		stridedReadT(d, src.([]float64), lo, dims, strides)
+	case []bool:
+		stridedReadT(d, src.([]bool), lo, dims, strides)
+	case []int8:
+		stridedReadT(d, src.([]int8), lo, dims, strides)
+	case []int16:
+		stridedReadT(d, src.([]int16), lo, dims, strides)
+	case []int32:
+		stridedReadT(d, src.([]int32), lo, dims, strides)
+	case []int64:
+		stridedReadT(d, src.([]int64), lo, dims, strides)
+	case []uint8:
+		stridedReadT(d, src.([]uint8), lo, dims, strides)
+	case []uint16:
+		stridedReadT(d, src.([]uint16), lo, dims, strides)
+	case []uint32:
+		stridedReadT(d, src.([]uint32), lo, dims, strides)
+	case []uint64:
+		stridedReadT(d, src.([]uint64), lo, dims, strides)
+	default:
+		panic(fmt.Sprintf("stridedRead: unsupported type %T", dst))
+	}
+}
+
+func stridedReadT[T any](dst, src []T, lo int, dims, strides []int) {
+	r := len(dims)
+	if r == 0 {
+		fillAll(dst, src[0])
+		return
+	}
+	var idxBuf [8]int
+	idx := idxBuf[:0]
+	if r > len(idxBuf) {
+		idx = make([]int, r)
+	} else {
+		idx = idxBuf[:r]
+	}
+	off := 0
+	rem := lo
+	for k := r - 1; k >= 0; k-- {
+		idx[k] = rem % dims[k]
+		rem /= dims[k]
+		off += idx[k] * strides[k]
+	}
+	inner, is := dims[r-1], strides[r-1]
+	n := len(dst)
+	for i := 0; i < n; {
+		cnt := min(inner-idx[r-1], n-i)
+		d := dst[i : i+cnt]
+		switch is {
+		case 0:
+			v := src[off]
+			for j := range d {
+				d[j] = v
+			}
+		case 1:
+			copy(d, src[off:off+cnt])
+		default:
+			o := off
+			for j := range d {
+				d[j] = src[o]
+				o += is
+			}
+		}
+		i += cnt
+		idx[r-1] += cnt
+		off += cnt * is
+		for k := r - 1; k > 0 && idx[k] == dims[k]; k-- {
+			off -= dims[k] * strides[k]
+			idx[k] = 0
+			idx[k-1]++
+			off += strides[k-1]
+		}
+	}
+}

@@ -1,0 +1,332 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// BatchNormLayout describes a row-major operand for batch normalisation as
+// [Outer, Features, Inner]: Features is the size of the feature axis, Outer
+// the product of the axes before it and Inner the product of the axes after
+// it. Element (o, f, i) is at flat index (o*Features+f)*Inner+i. NHWC with
+// feature axis 3 is [N*H*W, C, 1]; NCHW with feature axis 1 is [N, C, H*W].
+// Statistics are taken over the Outer*Inner elements of each feature.
+type BatchNormLayout struct {
+	// Outer is the product of the dimensions before the feature axis.
+	Outer int
+	// Features is the size of the feature axis.
+	Features int
+	// Inner is the product of the dimensions after the feature axis.
+	Inner int
+}
+
+// NewBatchNormLayout returns the layout of an operand of dimensions dims
+// normalised per index of featureAxis (0 <= featureAxis < len(dims)).
+func NewBatchNormLayout(dims []int, featureAxis int) (BatchNormLayout, error) {
+	if featureAxis < 0 || featureAxis >= len(dims) {
+		return BatchNormLayout{}, fmt.Errorf("kernels.NewBatchNormLayout: feature axis %d out of range for operand dimensions %v", featureAxis, dims)
+	}
+	l := BatchNormLayout{Outer: 1, Features: dims[featureAxis], Inner: 1}
+	for a, d := range dims {
+		if d < 0 {
+			return BatchNormLayout{}, fmt.Errorf("kernels.NewBatchNormLayout: dimension %d is %d, must be >= 0 (operand dimensions %v)", a, d, dims)
+		}
+		switch {
+		case a < featureAxis:
+			l.Outer *= d
+		case a > featureAxis:
+			l.Inner *= d
+		}
+	}
+	return l, nil
+}
+
+// Size returns the number of elements of the operand.
+func (l BatchNormLayout) Size() int { return l.Outer * l.Features * l.Inner }
+
+// PerFeature returns the number of elements M of each feature, Outer*Inner.
+func (l BatchNormLayout) PerFeature() int { return l.Outer * l.Inner }
+
+// bnSized is a named slice length, for argument checks.
+type bnSized struct {
+	name string
+	n    int
+}
+
+// check validates the layout and the lengths of the operand-sized slices
+// full and the per-feature slices perFeature.
+func (l BatchNormLayout) check(op string, full, perFeature []bnSized) error {
+	if l.Outer < 0 || l.Features < 0 || l.Inner < 0 {
+		return fmt.Errorf("kernels.%s: invalid layout %+v", op, l)
+	}
+	for _, s := range full {
+		if s.n != l.Size() {
+			return fmt.Errorf("kernels.%s: %s has %d elements, want %d for layout %+v", op, s.name, s.n, l.Size(), l)
+		}
+	}
+	for _, s := range perFeature {
+		if s.n != l.Features {
+			return fmt.Errorf("kernels.%s: %s has %d elements, want %d (features) for layout %+v", op, s.name, s.n, l.Features, l)
+		}
+	}
+	return nil
+}
+
+// bnBlocks returns the number of blocks the outer axis is split into for the
+// per-feature reductions. It depends only on the layout, so results are
+// reproducible whatever the number of workers.
+func bnBlocks(l BatchNormLayout) int {
+	nb := l.Size() >> 16 // about 64K elements per block
+	return max(1, min(nb, 16, l.Outer))
+}
+
+// bnBlockRange returns the outer rows [o0, o1) of block b of nb.
+func bnBlockRange(l BatchNormLayout, b, nb int) (o0, o1 int) {
+	return b * l.Outer / nb, (b + 1) * l.Outer / nb
+}
+
+// bnReduce computes two per-feature sums in float64, split over nb outer
+// blocks (parts holds 2*nb*Features float64 of scratch): for Inner == 1,
+// rows(o0, o1, s1, s2) adds rows [o0, o1) into s1, s2 (length Features); for
+// Inner > 1, run(f, o0, o1) returns the two sums of feature f over outer
+// rows [o0, o1). The totals are written to sum1 and sum2, combined in block
+// order.
+func bnReduce(l BatchNormLayout, nb int, parts, sum1, sum2 []float64,
+	rows func(o0, o1 int, s1, s2 []float64),
+	run func(f, o0, o1 int) (float64, float64)) {
+	nf := l.Features
+	clear(parts)
+	if l.Inner == 1 {
+		Parallel(nb, 1, func(lo, hi int) {
+			for b := lo; b < hi; b++ {
+				o0, o1 := bnBlockRange(l, b, nb)
+				p := parts[2*b*nf : 2*(b+1)*nf]
+				rows(o0, o1, p[:nf], p[nf:])
+			}
+		})
+	} else {
+		Parallel(nb*nf, poolGrain(l.Outer/nb*l.Inner), func(lo, hi int) {
+			for item := lo; item < hi; item++ {
+				b, f := item/nf, item%nf
+				o0, o1 := bnBlockRange(l, b, nb)
+				parts[2*b*nf+f], parts[(2*b+1)*nf+f] = run(f, o0, o1)
+			}
+		})
+	}
+	clear(sum1)
+	clear(sum2)
+	for b := range nb {
+		p := parts[2*b*nf : 2*(b+1)*nf]
+		for f := range nf {
+			sum1[f] += p[f]
+			sum2[f] += p[nf+f]
+		}
+	}
+}
+
+// bnAffine writes dst = ((src - hi[f]) - lo[f]) * coef[f] + add[f] for
+// every element of feature f: the normalisation of inference and training.
+// The centre is split in two parts so that a float64 mean keeps its accuracy
+// with float32 data: src - hi is exact when src is close to hi.
+func bnAffine[T KernelFloat](l BatchNormLayout, src, hi, lo, coef, add, dst []T) {
+	nf, inner := l.Features, l.Inner
+	if inner == 1 {
+		Parallel(l.Outer, poolGrain(nf), func(o0, o1 int) {
+			hi, lo, coef, add := hi[:nf], lo[:nf], coef[:nf], add[:nf]
+			for o := o0; o < o1; o++ {
+				xs, ys := src[o*nf:(o+1)*nf], dst[o*nf:(o+1)*nf]
+				for f, v := range xs {
+					ys[f] = ((v-hi[f])-lo[f])*coef[f] + add[f]
+				}
+			}
+		})
+		return
+	}
+	Parallel(l.Outer*nf, poolGrain(inner), func(i0, i1 int) {
+		for item := i0; item < i1; item++ {
+			f := item % nf
+			h, c, k, a := hi[f], lo[f], coef[f], add[f]
+			xs, ys := src[item*inner:(item+1)*inner], dst[item*inner:(item+1)*inner]
+			for i, v := range xs {
+				ys[i] = ((v-h)-c)*k + a
+			}
+		}
+	})
+}
+
+// BatchNormTraining normalises x with its batch statistics (XLA's
+// batch_norm_training): for each feature f, mean[f] and variance[f] are the
+// mean and the biased variance of its M = l.PerFeature() elements, and
+// normalized = (x - mean[f]) * scale[f] / sqrt(variance[f] + epsilon) +
+// offset[f]. x and normalized have l.Size() elements; scale, offset, mean and
+// variance have l.Features. Statistics are accumulated in float64 around a
+// per-feature shift (a sample of the feature), so they are accurate even for
+// float32 data with a large mean.
+func BatchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T) error {
+	if err := l.check("BatchNormTraining",
+		[]bnSized{{"x", len(x)}, {"normalized", len(normalized)}},
+		[]bnSized{{"scale", len(scale)}, {"offset", len(offset)}, {"mean", len(mean)}, {"variance", len(variance)}}); err != nil {
+		return err
+	}
+	nf, inner := l.Features, l.Inner
+	if nf == 0 {
+		return nil
+	}
+	nb := bnBlocks(l)
+	work := make([]float64, (2*nb+3)*nf)
+	shift, sum1, sum2, parts := work[:nf], work[nf:2*nf], work[2*nf:3*nf], work[3*nf:]
+	if l.PerFeature() > 0 {
+		for f := range nf {
+			shift[f] = float64(x[f*inner])
+		}
+	}
+	bnReduce(l, nb, parts, sum1, sum2,
+		func(o0, o1 int, s1, s2 []float64) {
+			k := shift[:nf]
+			s1, s2 = s1[:nf], s2[:nf]
+			for o := o0; o < o1; o++ {
+				for f, v := range x[o*nf : (o+1)*nf] {
+					d := float64(v) - k[f]
+					s1[f] += d
+					s2[f] += d * d
+				}
+			}
+		},
+		func(f, o0, o1 int) (float64, float64) {
+			k := shift[f]
+			var s1, s2 float64
+			for o := o0; o < o1; o++ {
+				base := (o*nf + f) * inner
+				for _, v := range x[base : base+inner] {
+					d := float64(v) - k
+					s1 += d
+					s2 += d * d
+				}
+			}
+			return s1, s2
+		})
+	m := float64(l.PerFeature())
+	coef := make([]T, 2*nf)
+	coef, lo := coef[:nf], coef[nf:]
+	for f := range nf {
+		d := sum1[f] / m
+		v := max(0, sum2[f]/m-d*d)
+		mu := shift[f] + d
+		mean[f] = T(mu)
+		lo[f] = T(mu - float64(mean[f]))
+		variance[f] = T(v)
+		coef[f] = T(float64(scale[f]) / math.Sqrt(v+epsilon))
+	}
+	bnAffine(l, x, mean, lo, coef, offset, normalized)
+	return nil
+}
+
+// BatchNormInference normalises x with the given statistics (XLA's
+// batch_norm_inference): normalized = (x - mean[f]) * scale[f] /
+// sqrt(variance[f] + epsilon) + offset[f] for every element of feature f.
+// x and normalized have l.Size() elements; scale, offset, mean and variance
+// have l.Features.
+func BatchNormInference[T KernelFloat](x, scale, offset, mean, variance []T, epsilon float64, l BatchNormLayout, normalized []T) error {
+	if err := l.check("BatchNormInference",
+		[]bnSized{{"x", len(x)}, {"normalized", len(normalized)}},
+		[]bnSized{{"scale", len(scale)}, {"offset", len(offset)}, {"mean", len(mean)}, {"variance", len(variance)}}); err != nil {
+		return err
+	}
+	coef := make([]T, 2*l.Features)
+	coef, zeros := coef[:l.Features], coef[l.Features:]
+	for f := range coef {
+		coef[f] = T(float64(scale[f]) / math.Sqrt(float64(variance[f])+epsilon))
+	}
+	bnAffine(l, x, mean, zeros, coef, offset, normalized)
+	return nil
+}
+
+// BatchNormGradient computes the gradients of batch normalisation with batch
+// statistics (XLA's batch_norm_grad), given the operand x, scale, the mean
+// and variance that normalised it and gradOut, the gradient of the
+// normalised output. With inv = 1/sqrt(variance[f]+epsilon), xhat =
+// (x-mean[f])*inv and sums over the M = l.PerFeature() elements of feature f:
+//
+//	gradOffset[f] = sum(gradOut)
+//	gradScale[f]  = sum(gradOut * xhat)
+//	gradX         = scale[f] * inv / M * (M*gradOut - gradOffset[f] - xhat*gradScale[f])
+//
+// x, gradOut and gradX have l.Size() elements; scale, mean, variance,
+// gradScale and gradOffset have l.Features. Sums are accumulated in float64.
+func BatchNormGradient[T KernelFloat](x, scale, mean, variance, gradOut []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
+	if err := l.check("BatchNormGradient",
+		[]bnSized{{"x", len(x)}, {"gradOut", len(gradOut)}, {"gradX", len(gradX)}},
+		[]bnSized{{"scale", len(scale)}, {"mean", len(mean)}, {"variance", len(variance)},
+			{"gradScale", len(gradScale)}, {"gradOffset", len(gradOffset)}}); err != nil {
+		return err
+	}
+	nf, inner := l.Features, l.Inner
+	if nf == 0 {
+		return nil
+	}
+	nb := bnBlocks(l)
+	work := make([]float64, (2*nb+2)*nf)
+	sum1, sum2, parts := work[:nf], work[nf:2*nf], work[2*nf:]
+	bnReduce(l, nb, parts, sum1, sum2,
+		func(o0, o1 int, s1, s2 []float64) {
+			mu := mean[:nf]
+			s1, s2 = s1[:nf], s2[:nf]
+			for o := o0; o < o1; o++ {
+				xs, gs := x[o*nf:(o+1)*nf], gradOut[o*nf:(o+1)*nf]
+				for f, g := range gs {
+					s1[f] += float64(g)
+					s2[f] += float64(g) * (float64(xs[f]) - float64(mu[f]))
+				}
+			}
+		},
+		func(f, o0, o1 int) (float64, float64) {
+			mu := float64(mean[f])
+			var s1, s2 float64
+			for o := o0; o < o1; o++ {
+				base := (o*nf + f) * inner
+				xs, gs := x[base:base+inner], gradOut[base:base+inner]
+				for i, g := range gs {
+					s1 += float64(g)
+					s2 += float64(g) * (float64(xs[i]) - mu)
+				}
+			}
+			return s1, s2
+		})
+	// gradX = c1*g + c2*(x-mean) + c3, per feature.
+	m := float64(l.PerFeature())
+	coef := make([]T, 3*nf)
+	c1, c2, c3 := coef[:nf], coef[nf:2*nf], coef[2*nf:]
+	for f := range nf {
+		inv := 1 / math.Sqrt(float64(variance[f])+epsilon)
+		gOff, gScale := sum1[f], sum2[f]*inv
+		gradOffset[f] = T(gOff)
+		gradScale[f] = T(gScale)
+		k := float64(scale[f]) * inv
+		c1[f] = T(k)
+		c2[f] = T(-k * inv * gScale / m)
+		c3[f] = T(-k * gOff / m)
+	}
+	if inner == 1 {
+		Parallel(l.Outer, poolGrain(2*nf), func(lo, hi int) {
+			mu, c1, c2, c3 := mean[:nf], c1[:nf], c2[:nf], c3[:nf]
+			for o := lo; o < hi; o++ {
+				xs, gs, ys := x[o*nf:(o+1)*nf], gradOut[o*nf:(o+1)*nf], gradX[o*nf:(o+1)*nf]
+				for f, g := range gs {
+					ys[f] = c1[f]*g + c2[f]*(xs[f]-mu[f]) + c3[f]
+				}
+			}
+		})
+		return nil
+	}
+	Parallel(l.Outer*nf, poolGrain(2*inner), func(lo, hi int) {
+		for item := lo; item < hi; item++ {
+			f := item % nf
+			mu, k1, k2, k3 := mean[f], c1[f], c2[f], c3[f]
+			xs, gs, ys := x[item*inner:(item+1)*inner], gradOut[item*inner:(item+1)*inner], gradX[item*inner:(item+1)*inner]
+			for i, g := range gs {
+				ys[i] = k1*g + k2*(xs[i]-mu) + k3
+			}
+		}
+	})
+	return nil
+}

@@ -1,0 +1,562 @@
+package kernels
+
+import "unsafe"
+
+// convProblems lowers the convolution to GEMMs: one per group and per
+// combination of input-dilation phases of the spatial axes. Each GEMM has
+// rows (output batch, output positions of the phase), columns the group's
+// output channels and depth (kernel taps of the phase, input channels of the
+// group); its A operand is the implicit im2col matrix, read in place.
+func convProblems[T gemmFloat](pl *convPlan, input, kernel, output []T) []*convSub[T] {
+	d := pl.d
+	axes := make([][]convAxisPhase, d)
+	for i := range axes {
+		axes[i] = pl.axisPhases(i)
+	}
+	inBatch := pl.cin
+	outBatch := pl.cout
+	for i := 0; i < d; i++ {
+		inBatch *= pl.in[i]
+		outBatch *= pl.out[i]
+	}
+	var subs []*convSub[T]
+	idx := make([]int, d)
+	for g := 0; g < pl.groups; g++ {
+		cinOff, b0 := g*pl.cinG, 0
+		if !pl.featureGroups {
+			cinOff, b0 = 0, g*pl.outBatch
+		}
+		coutOff := g * pl.coutG
+		clear(idx)
+		for {
+			ph := make([]convAxisPhase, d)
+			for i := range ph {
+				ph[i] = axes[i][idx[i]]
+			}
+			for _, part := range convSplitLast(pl, ph) {
+				subs = append(subs, newConvSub(pl, part.ph, part.merge, input, kernel, output, b0*inBatch+cinOff, inBatch, coutOff, outBatch))
+			}
+			// Next combination of phases.
+			i := d - 1
+			for ; i >= 0; i-- {
+				idx[i]++
+				if idx[i] < len(axes[i]) {
+					break
+				}
+				idx[i] = 0
+			}
+			if i < 0 {
+				break
+			}
+		}
+	}
+	return subs
+}
+
+// convMergeable reports whether the taps of the last axis of a phase can be
+// merged into one convA unit: they are contiguous in memory (kernel dilation
+// 1, all channels in one group) and the channels alone are short.
+func convMergeable(pl *convPlan, ph []convAxisPhase) bool {
+	if len(ph) == 0 {
+		return false
+	}
+	last := &ph[len(ph)-1]
+	return last.U > 1 && last.dil == 1 && pl.cinG == pl.cin && pl.cinG < 64
+}
+
+// convPart is a phase restricted to a range of the last axis' outputs.
+type convPart struct {
+	ph    []convAxisPhase
+	merge bool
+}
+
+// convSplitLast splits a phase whose last-axis taps can be merged into the
+// output range where the whole window is inside the input along the last
+// axis (merged units, read in place) and the border ranges on either side
+// (one unit per tap, with the taps outside the input read as zeros).
+func convSplitLast(pl *convPlan, ph []convAxisPhase) []convPart {
+	if !convMergeable(pl, ph) {
+		return []convPart{{ph: ph}}
+	}
+	last := ph[len(ph)-1]
+	// Interior: j*stride - pad >= 0 and j*stride - pad + U-1 <= in-1.
+	lo := (max(last.pad, 0) + last.stride - 1) / last.stride
+	hi := min(last.J, convFloorDiv(last.in-last.U+last.pad, last.stride)+1)
+	if lo >= hi {
+		return []convPart{{ph: ph}}
+	}
+	var parts []convPart
+	for _, r := range [][3]int{{0, lo, 0}, {lo, hi, 1}, {hi, last.J, 0}} {
+		if r[0] >= r[1] {
+			continue
+		}
+		p := append([]convAxisPhase(nil), ph...)
+		a := &p[len(p)-1]
+		// Output j of the range is output j+r[0] of the phase.
+		a.r += a.P * r[0]
+		a.pad -= r[0] * a.stride
+		a.J = r[1] - r[0]
+		parts = append(parts, convPart{ph: p, merge: r[2] == 1})
+	}
+	return parts
+}
+
+// convFloorDiv is a/b rounded towards minus infinity (b > 0).
+func convFloorDiv(a, b int) int {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// newConvSub builds the GEMM of one group and phase combination. inOff is
+// the element offset of the group's first input batch and channel; merge
+// selects merged last-axis units (every window must then be inside the
+// input along the last axis).
+func newConvSub[T gemmFloat](pl *convPlan, ph []convAxisPhase, merge bool, input, kernel, output []T, inOff, inBatch, coutOff, outBatch int) *convSub[T] {
+	d := pl.d
+	m, taps := pl.outBatch, 1
+	pointwise := true
+	for _, a := range ph {
+		m *= a.J
+		taps *= a.U
+		if a.U != 1 || a.stride != 1 || a.P != 1 || a.J != a.in || a.pad != 0 {
+			pointwise = false
+		}
+	}
+	// Kernel tap (flat index into the kernel's spatial axes) of each tap of
+	// the phase, in row-major order of the phase's taps.
+	tapIdx := make([]int, 0, taps)
+	u := make([]int, d)
+	for t := 0; t < taps; t++ {
+		ti := 0
+		for i := 0; i < d; i++ {
+			ti += (ph[i].t0 + ph[i].Q*u[i]) * pl.kStride[i]
+		}
+		tapIdx = append(tapIdx, ti)
+		for i := d - 1; i >= 0; i-- {
+			u[i]++
+			if u[i] < ph[i].U {
+				break
+			}
+			u[i] = 0
+		}
+	}
+	sp := &convSub[T]{}
+	sp.m, sp.n, sp.k = m, pl.coutG, taps*pl.cinG
+	sp.alpha, sp.beta = 1, 0
+	sp.c = &convC[T]{base0: unsafe.Pointer(&output[coutOff]), outBatch: outBatch, ph: ph, cout: pl.cout}
+	if sp.k == 0 {
+		sp.zero = true
+		return sp
+	}
+	var es T
+	if pointwise {
+		sp.a = &gemmMatA[T]{a: input[inOff:], lda: pl.cin, pack: (pl.cin*int(unsafe.Sizeof(es)))%2048 == 0}
+		sp.b = &gemmMatB[T]{b: kernel[tapIdx[0]*pl.cinG*pl.cout+coutOff:], ldb: pl.cout}
+		sp.c = &gemmMatC[T]{c: output[coutOff:], ldc: pl.cout}
+		return sp
+	}
+	sp.a = newConvA(pl, ph, merge, input, inOff, inBatch, taps)
+	sp.b = &convB[T]{kernel: kernel, cinG: pl.cinG, cout: pl.cout, coutOff: coutOff, tapIdx: tapIdx}
+	return sp
+}
+
+// convA is the implicit im2col A operand of a convolution GEMM: row
+// (batch, j...) and depth (tap u..., channel ci) hold the input at batch
+// b0+batch, position j*stride + u*dil - pad along each axis (zero outside),
+// channel cinOff+ci.
+//
+// The depth is cut into units that become micro-kernel segments. Normally a
+// unit is one tap: cinG contiguous channels. When merged, a unit is one
+// combination of the taps of all but the last axis and spans all taps of
+// the last axis, ulast*cinG contiguous elements (the caller guarantees
+// contiguity and that every window is inside the input along the last
+// axis): fewer, longer segments.
+type convA[T gemmFloat] struct {
+	input   []T
+	inOff   int // element offset of the group's first batch and channel
+	inBatch int // elements per input batch
+	outB    int // output batch size
+	cinG    int
+	ph      []convAxisPhase
+	merged  bool
+	unitLen int // depth of a unit: cinG, or ulast*cinG when merged
+	udims   int // axes whose taps enumerate the units: d, or d-1 when merged
+	units   int
+	unitOff []int // per unit: element offset of its displacement
+	// unitDisp holds per unit and axis < udims the displacement u*dil.
+	unitDisp []int
+	// dimMask[i][j] has bit u set if unit u is inside the input along axis
+	// i < udims for output index j; nil when there are more than 64 units.
+	dimMask [][]uint64
+}
+
+func newConvA[T gemmFloat](pl *convPlan, ph []convAxisPhase, merge bool, input []T, inOff, inBatch, taps int) *convA[T] {
+	d := pl.d
+	s := &convA[T]{input: input, inOff: inOff, inBatch: inBatch, outB: pl.outBatch, cinG: pl.cinG, ph: ph,
+		unitLen: pl.cinG, udims: d, units: taps}
+	if merge {
+		last := &ph[d-1]
+		s.merged = true
+		s.udims = d - 1
+		s.units = taps / last.U
+		s.unitLen = last.U * pl.cinG
+	}
+	ud := s.udims
+	s.unitOff = make([]int, s.units)
+	s.unitDisp = make([]int, s.units*ud)
+	u := make([]int, ud)
+	for t := 0; t < s.units; t++ {
+		off := 0
+		for i := 0; i < ud; i++ {
+			disp := u[i] * ph[i].dil
+			s.unitDisp[t*ud+i] = disp
+			off += disp * ph[i].inStride
+		}
+		s.unitOff[t] = off
+		for i := ud - 1; i >= 0; i-- {
+			u[i]++
+			if u[i] < ph[i].U {
+				break
+			}
+			u[i] = 0
+		}
+	}
+	if s.units <= 64 {
+		s.dimMask = make([][]uint64, ud)
+		for i := 0; i < ud; i++ {
+			masks := make([]uint64, ph[i].J)
+			for j := range masks {
+				origin := j*ph[i].stride - ph[i].pad
+				for t := 0; t < s.units; t++ {
+					if x := origin + s.unitDisp[t*ud+i]; x >= 0 && x < ph[i].in {
+						masks[j] |= 1 << t
+					}
+				}
+			}
+			s.dimMask[i] = masks
+		}
+	}
+	return s
+}
+
+func (s *convA[T]) block(ws *gemmWorkspace[T], mr, i0, mc, p0, kc int) unsafe.Pointer {
+	var es T
+	size := int(unsafe.Sizeof(es))
+	base := unsafe.Pointer(&s.input[0])
+	zoff := int(uintptr(unsafe.Pointer(&ws.zeros[0])) - uintptr(base))
+
+	// Per row: byte offset of its window origin, and the units inside the
+	// input (bit mask, or else the origin per unit axis).
+	rowOff := gemmGrow(ws.rowOff, mc)
+	ws.rowOff = rowOff
+	var rowMask []uint64
+	var rowOrigin []int
+	if s.dimMask != nil {
+		rowMask = gemmGrow(ws.rowMask, mc)
+		ws.rowMask = rowMask
+	} else {
+		rowOrigin = gemmGrow(ws.rowOrigin, mc*s.udims)
+		ws.rowOrigin = rowOrigin
+	}
+	if ws.rowsKey != (convRowsKey{src: unsafe.Pointer(s), i0: i0, mc: mc}) {
+		s.rows(ws, i0, rowOff, rowMask, rowOrigin)
+		// Later k blocks of the same rows reuse the row data.
+		ws.rowsKey = convRowsKey{src: unsafe.Pointer(s), i0: i0, mc: mc}
+	}
+	var tileLo, tileHi []int
+	if rowMask == nil {
+		lh := gemmGrow(ws.tileLoHi, 2*s.udims)
+		ws.tileLoHi = lh
+		tileLo, tileHi = lh[:s.udims], lh[s.udims:]
+	}
+
+	uFirst, uLast := p0/s.unitLen, (p0+kc-1)/s.unitLen
+	per := uLast - uFirst + 1
+	tiles := (mc + mr - 1) / mr
+	segs := ws.segments(tiles*per, mr)
+	ws.tileSeg = gemmGrow(ws.tileSeg, tiles+1)
+	n := 0
+	for t := 0; t < tiles; t++ {
+		ws.tileSeg[t] = t * per
+		r0 := t * mr
+		rows := min(mr, mc-r0)
+		ro := rowOff[r0 : r0+rows]
+		// full: every unit is inside the input for every row of the tile.
+		full := false
+		if rowMask != nil {
+			all := ^uint64(0)
+			for _, m := range rowMask[r0 : r0+rows] {
+				all &= m
+			}
+			full = all|(^uint64(0)<<uint(s.units)) == ^uint64(0)
+		} else {
+			// Range of the rows' origins per unit axis.
+			for ax := 0; ax < s.udims; ax++ {
+				lo, hi := rowOrigin[r0*s.udims+ax], rowOrigin[r0*s.udims+ax]
+				for r := r0 + 1; r < r0+rows; r++ {
+					o := rowOrigin[r*s.udims+ax]
+					lo, hi = min(lo, o), max(hi, o)
+				}
+				tileLo[ax], tileHi[ax] = lo, hi
+			}
+		}
+		for u := uFirst; u <= uLast; u++ {
+			if rowMask == nil {
+				// Is the unit inside for the whole range of origins?
+				full = true
+				for ax := 0; ax < s.udims; ax++ {
+					disp := s.unitDisp[u*s.udims+ax]
+					if tileLo[ax]+disp < 0 || tileHi[ax]+disp >= s.ph[ax].in {
+						full = false
+						break
+					}
+				}
+			}
+			c0 := max(p0-u*s.unitLen, 0)
+			c1 := min(p0+kc-u*s.unitLen, s.unitLen)
+			seg := segs[n*(1+mr) : (n+1)*(1+mr)]
+			n++
+			seg[0] = c1 - c0
+			dst := seg[1 : 1+mr]
+			add := (s.unitOff[u] + c0) * size
+			switch {
+			case full:
+				for i, o := range ro {
+					dst[i] = o + add
+				}
+			case rowMask != nil:
+				rm := rowMask[r0 : r0+rows]
+				sh := uint(u)
+				for i, o := range ro {
+					v := zoff
+					if rm[i]>>sh&1 != 0 {
+						v = o + add
+					}
+					dst[i] = v
+				}
+			default:
+				for i, o := range ro {
+					v := zoff
+					if s.unitInside(rowOrigin, r0+i, u) {
+						v = o + add
+					}
+					dst[i] = v
+				}
+			}
+			for i := rows; i < mr; i++ {
+				dst[i] = zoff
+			}
+		}
+	}
+	ws.tileSeg[tiles] = tiles * per
+	return base
+}
+
+// evenSegments reports whether every segment of the k range [p0, p0+kc)
+// has even k: segments end at multiples of the unit length and at the range
+// ends.
+func (s *convA[T]) evenSegments(p0, kc int) bool {
+	return s.unitLen%2 == 0 && p0%2 == 0 && kc%2 == 0
+}
+
+// convRowsKey identifies the block whose row data a workspace holds.
+type convRowsKey struct {
+	src    unsafe.Pointer
+	i0, mc int
+}
+
+// rows fills the per-row data of the block rows starting at GEMM row i0
+// (see block), line by line (a line has fixed batch and indices of all but
+// the last axis).
+func (s *convA[T]) rows(ws *gemmWorkspace[T], i0 int, rowOff []int, rowMask []uint64, rowOrigin []int) {
+	var es T
+	size := int(unsafe.Sizeof(es))
+	d := len(s.ph)
+	ud := s.udims
+	mc := len(rowOff)
+	last := &s.ph[d-1]
+	idx := ws.odometer(d + 1)
+	convDecode(idx, i0, s.outB, s.ph)
+	for r := 0; r < mc; {
+		j0 := idx[d]
+		cnt := min(last.J-j0, mc-r)
+		lineOff := s.inOff + idx[0]*s.inBatch
+		lineMask := ^uint64(0)
+		for i := 0; i < d-1; i++ {
+			a := &s.ph[i]
+			origin := idx[1+i]*a.stride - a.pad
+			lineOff += origin * a.inStride
+			if rowMask != nil {
+				lineMask &= s.dimMask[i][idx[1+i]]
+			} else {
+				for q := r; q < r+cnt; q++ {
+					rowOrigin[q*ud+i] = origin
+				}
+			}
+		}
+		off := (lineOff + (j0*last.stride-last.pad)*last.inStride) * size
+		step := last.stride * last.inStride * size
+		ro := rowOff[r : r+cnt]
+		for q := range ro {
+			ro[q] = off
+			off += step
+		}
+		switch {
+		case s.merged && rowMask != nil:
+			rm := rowMask[r : r+cnt]
+			for q := range rm {
+				rm[q] = lineMask
+			}
+		case s.merged:
+		case rowMask != nil:
+			rm := rowMask[r : r+cnt]
+			dm := s.dimMask[d-1][j0 : j0+cnt]
+			for q := range rm {
+				rm[q] = lineMask & dm[q]
+			}
+		default:
+			for q := 0; q < cnt; q++ {
+				rowOrigin[(r+q)*ud+d-1] = (j0+q)*last.stride - last.pad
+			}
+		}
+		r += cnt
+		// Next line.
+		idx[d] = 0
+		if d == 1 {
+			idx[0]++
+		}
+		for i := d - 1; i >= 1; i-- {
+			idx[i]++
+			if idx[i] < s.ph[i-1].J {
+				break
+			}
+			idx[i] = 0
+			if i == 1 {
+				idx[0]++
+			}
+		}
+	}
+}
+
+// unitInside reports whether unit u of block row r is inside the input
+// along the unit axes, from the row origins.
+func (s *convA[T]) unitInside(rowOrigin []int, r, u int) bool {
+	ud := s.udims
+	for ax := 0; ax < ud; ax++ {
+		x := rowOrigin[r*ud+ax] + s.unitDisp[u*ud+ax]
+		if x < 0 || x >= s.ph[ax].in {
+			return false
+		}
+	}
+	return true
+}
+
+// convDecode sets idx to the (batch, j...) coordinates of GEMM row i.
+func convDecode(idx []int, i, batch int, ph []convAxisPhase) {
+	for a := len(ph) - 1; a >= 0; a-- {
+		idx[1+a] = i % ph[a].J
+		i /= ph[a].J
+	}
+	idx[0] = i
+}
+
+// convNext advances idx to the next GEMM row.
+func convNext(idx []int, ph []convAxisPhase) {
+	for a := len(ph) - 1; a >= 0; a-- {
+		idx[1+a]++
+		if idx[1+a] < ph[a].J {
+			return
+		}
+		idx[1+a] = 0
+	}
+	idx[0]++
+}
+
+// convB is the kernel as the B operand: depth (tap u, channel ci) is kernel
+// row tapIdx[u]*cinG + ci, columns the group's output channels.
+type convB[T gemmFloat] struct {
+	kernel  []T
+	cinG    int
+	cout    int
+	coutOff int
+	tapIdx  []int
+}
+
+func (s *convB[T]) pack(dst []T, p0, kc, j0, w, nrs int) {
+	u, ci := p0/s.cinG, p0%s.cinG
+	if w == nrs && w == s.cout {
+		// Whole kernel rows: copy runs of consecutive rows at once.
+		for r := 0; r < kc; {
+			row := s.tapIdx[u]*s.cinG + ci
+			n := min(s.cinG-ci, kc-r)
+			copy(dst[r*w:(r+n)*w], s.kernel[row*w:])
+			r += n
+			ci = 0
+			u++
+		}
+		return
+	}
+	for r := 0; r < kc; r++ {
+		row := s.tapIdx[u]*s.cinG + ci
+		d := dst[r*nrs : (r+1)*nrs]
+		copy(d[:w], s.kernel[row*s.cout+s.coutOff+j0:])
+		clear(d[w:])
+		if ci++; ci == s.cinG {
+			ci = 0
+			u++
+		}
+	}
+}
+
+// convC is the output as the C operand: row (batch, j...) is output
+// position r + P*j along each axis; columns start at the group's first
+// output channel (base0).
+type convC[T gemmFloat] struct {
+	base0    unsafe.Pointer
+	outBatch int // elements per output batch
+	cout     int
+	ph       []convAxisPhase
+}
+
+func (s *convC[T]) base() unsafe.Pointer { return s.base0 }
+
+func (s *convC[T]) rowOffsets(i0 int, dst []int) {
+	var es T
+	size := int(unsafe.Sizeof(es))
+	d := len(s.ph)
+	if d == 0 {
+		for r := range dst {
+			dst[r] = (i0 + r) * s.outBatch * size
+		}
+		return
+	}
+	var buf [8]int
+	idx := buf[:]
+	if d+1 > len(buf) {
+		idx = make([]int, d+1)
+	}
+	idx = idx[:d+1]
+	convDecode(idx, i0, 0, s.ph)
+	last := &s.ph[d-1]
+	step := last.P * last.outStride * size
+	for r := 0; r < len(dst); {
+		// One line: fixed batch and indices of all but the last axis.
+		off := idx[0] * s.outBatch
+		for a := 0; a < d-1; a++ {
+			off += (s.ph[a].r + s.ph[a].P*idx[1+a]) * s.ph[a].outStride
+		}
+		j0 := idx[d]
+		off = (off + (last.r+last.P*j0)*last.outStride) * size
+		cnt := min(last.J-j0, len(dst)-r)
+		for q := 0; q < cnt; q++ {
+			dst[r+q] = off
+			off += step
+		}
+		r += cnt
+		idx[d] = last.J - 1
+		convNext(idx, s.ph)
+	}
+}

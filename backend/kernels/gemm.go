@@ -1,0 +1,617 @@
+package kernels
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Cache blocking, in elements, tuned on the target CPU (2 cores with 48 KiB
+// L1d and 1 MiB L2 each, 32 MiB shared L3): a packed B strip of gemmKC rows
+// (128 KiB for 32 float32 columns) streams from L2 while the MR-row tiles of
+// an MC x KC block of A pass over it, and a KC x NC packed B block (8 MiB in
+// float32) fits a core's share of L3. Long KC blocks mean few passes over C;
+// on the 2048^3 float32 product KC=1024 ran 20% faster than KC=256.
+const (
+	gemmKC = 1024
+	gemmMC = 480
+	gemmNC = 2048
+	// gemmMinParallelFlops is the problem size (2*m*n*k) below which GEMM runs
+	// on the calling goroutine only.
+	gemmMinParallelFlops = 1 << 18
+	// gemmMaxSplitKElems bounds m*n for splitting k over the workers.
+	gemmMaxSplitKElems = 1 << 22
+	// gemmMaxDynamicB bounds k*n (the B operand every chunk of rows packs
+	// again) for splitting the rows of C into dynamically claimed chunks.
+	gemmMaxDynamicB = 1 << 16
+	// gemmMinPairRows is the number of row tiles below which the pair
+	// kernel's B interleaving costs more than it saves.
+	gemmMinPairRows = 32
+)
+
+// GemmF32 computes the row-major float32 matrix product
+//
+//	C[m x n] = alpha * op(A) * op(B) + beta * C
+//
+// where op(A) is A (m x k, leading dimension lda >= k) or, if transA, the
+// transpose of the stored k x m matrix A (lda >= m); likewise op(B) is B
+// (k x n, ldb >= n) or, if transB, the transpose of the stored n x k B
+// (ldb >= k). C is m x n with ldc >= n. When beta is 0, C's old contents are
+// ignored (even NaN); when alpha is 0 or k is 0, A and B are not read. It
+// returns an error, and leaves C untouched, if a dimension is negative, a
+// leading dimension too small or a slice too short.
+func GemmF32(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) error {
+	return gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// GemmF64 is GemmF32 for float64 matrices.
+func GemmF64(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) error {
+	return gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// gemmCheckMatrix checks that s holds a rows x cols row-major matrix with
+// leading dimension ld.
+func gemmCheckMatrix[T gemmFloat](name string, s []T, rows, cols, ld int) error {
+	if ld < max(1, cols) {
+		return fmt.Errorf("kernels: gemm: leading dimension of %s is %d, want >= %d", name, ld, max(1, cols))
+	}
+	if rows == 0 || cols == 0 {
+		return nil
+	}
+	if need := (rows-1)*ld + cols; len(s) < need {
+		return fmt.Errorf("kernels: gemm: %s has %d elements, want >= %d for %dx%d with leading dimension %d",
+			name, len(s), need, rows, cols, ld)
+	}
+	return nil
+}
+
+func gemm[T gemmFloat](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) error {
+	if m < 0 || n < 0 || k < 0 {
+		return fmt.Errorf("kernels: gemm: negative dimension m=%d n=%d k=%d", m, n, k)
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	if err := gemmCheckMatrix("A", a, ar, ac, lda); err != nil {
+		return err
+	}
+	if err := gemmCheckMatrix("B", b, br, bc, ldb); err != nil {
+		return err
+	}
+	if err := gemmCheckMatrix("C", c, m, n, ldc); err != nil {
+		return err
+	}
+	if m == 0 || n == 0 {
+		return nil
+	}
+	cs := &gemmMatC[T]{c: c, ldc: ldc}
+	if k == 0 || alpha == 0 {
+		gemmScaleC[T](cs, m, n, beta)
+		return nil
+	}
+	if transA && (transB || 2*n <= m) && m*n <= gemmMaxSplitKElems {
+		gemmSwapped(transB, m, n, k, alpha, a, lda, b, ldb, beta, cs)
+		return nil
+	}
+	var es T
+	pr := &gemmProblem[T]{
+		m: m, n: n, k: k, alpha: alpha, beta: beta,
+		a: &gemmMatA[T]{a: a, lda: lda, trans: transA, pack: transA || (lda*int(unsafe.Sizeof(es)))%2048 == 0},
+		b: &gemmMatB[T]{b: b, ldb: ldb, trans: transB},
+		c: cs,
+	}
+	gemmRun(pr)
+	return nil
+}
+
+// gemmASource provides the A operand of a GEMM, tile by tile, as
+// micro-kernel segments.
+type gemmASource[T gemmFloat] interface {
+	// block prepares rows [i0, i0+mc) and columns [p0, p0+kc) of op(A): it
+	// fills ws.segs with the segments of the block's MR-row tiles (tile t owns
+	// segments ws.tileSeg[t] to ws.tileSeg[t+1]) and returns the base pointer
+	// their offsets are relative to. Rows past the block read ws.zeros.
+	block(ws *gemmWorkspace[T], mr, i0, mc, p0, kc int) unsafe.Pointer
+}
+
+// gemmEvenSegments is implemented by A sources that can tell whether all
+// segments of the k range [p0, p0+kc) have even k (for the pair kernels).
+type gemmEvenSegments interface {
+	evenSegments(p0, kc int) bool
+}
+
+// gemmBSource provides the B operand of a GEMM.
+type gemmBSource[T gemmFloat] interface {
+	// pack writes rows [p0, p0+kc) and columns [j0, j0+w) of op(B) into dst as
+	// a row-major kc x nrs panel, zero-filling columns w to nrs.
+	pack(dst []T, p0, kc, j0, w, nrs int)
+}
+
+// gemmCSource locates the rows of the GEMM's C operand.
+type gemmCSource[T gemmFloat] interface {
+	// base returns the address of element (0, 0).
+	base() unsafe.Pointer
+	// rowOffsets writes the byte offsets from base of rows [i0, i0+len(dst)).
+	rowOffsets(i0 int, dst []int)
+}
+
+// gemmProblem is C = alpha*A*B + beta*C over abstract operands.
+type gemmProblem[T gemmFloat] struct {
+	m, n, k     int
+	alpha, beta T
+	a           gemmASource[T]
+	b           gemmBSource[T]
+	c           gemmCSource[T]
+}
+
+// gemmWorkspace holds one worker's buffers; they are pooled so that steady
+// state GEMMs do not allocate.
+type gemmWorkspace[T gemmFloat] struct {
+	bpack   []T
+	apack   []T
+	zeros   []T
+	partial []T
+	swapped []T
+	bpair   []T
+	segs    []int
+	tileSeg []int
+	coffs   []int
+	// Per-row data of the convolution A operand.
+	rowOff    []int
+	rowMask   []uint64
+	rowOrigin []int
+	rowsKey   convRowsKey
+	tileLoHi  []int
+	idx       []int
+	args      gemmMicroArgs
+}
+
+// odometer returns a scratch index vector of n elements.
+func (ws *gemmWorkspace[T]) odometer(n int) []int {
+	ws.idx = gemmGrow(ws.idx, n)
+	return ws.idx
+}
+
+var gemmPool32, gemmPool64 sync.Pool
+
+func gemmGetWorkspace[T gemmFloat]() *gemmWorkspace[T] {
+	var z T
+	pool := &gemmPool64
+	if unsafe.Sizeof(z) == 4 {
+		pool = &gemmPool32
+	}
+	if ws, ok := pool.Get().(*gemmWorkspace[T]); ok {
+		return ws
+	}
+	return &gemmWorkspace[T]{}
+}
+
+func gemmPutWorkspace[T gemmFloat](ws *gemmWorkspace[T]) {
+	var z T
+	ws.args = gemmMicroArgs{}
+	ws.rowsKey = convRowsKey{}
+	if unsafe.Sizeof(z) == 4 {
+		gemmPool32.Put(ws)
+	} else {
+		gemmPool64.Put(ws)
+	}
+}
+
+// gemmGrow returns s resized to n elements, reallocating only if its
+// capacity is too small; the contents are not preserved.
+func gemmGrow[E any](s []E, n int) []E {
+	if cap(s) < n {
+		return make([]E, n, n+n/4)
+	}
+	return s[:n]
+}
+
+// gemmZeros returns a zero-filled slice of at least n elements kept in ws.
+func (ws *gemmWorkspace[T]) zeroBuf(n int) []T {
+	if len(ws.zeros) < n {
+		ws.zeros = make([]T, max(n, gemmKC))
+	}
+	return ws.zeros
+}
+
+// segments sizes ws.segs for nseg segments of 1+mr ints.
+func (ws *gemmWorkspace[T]) segments(nseg, mr int) []int {
+	ws.segs = gemmGrow(ws.segs, nseg*(1+mr))
+	return ws.segs
+}
+
+// gemmScaleC sets C = beta*C (C = 0 when beta is 0).
+func gemmScaleC[T gemmFloat](cs gemmCSource[T], m, n int, beta T) {
+	var off [1]int
+	base := cs.base()
+	for i := 0; i < m; i++ {
+		cs.rowOffsets(i, off[:])
+		row := unsafe.Slice((*T)(unsafe.Add(base, off[0])), n)
+		if beta == 0 {
+			clear(row)
+		} else if beta != 1 {
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+// gemmSplitBlocks splits a length into nearly equal blocks of at most max
+// elements, each a multiple of align (except the last), returning the block
+// size.
+func gemmSplitBlocks(length, maxBlock, align int) int {
+	if length <= maxBlock {
+		return length
+	}
+	nb := (length + maxBlock - 1) / maxBlock
+	bs := (length + nb - 1) / nb
+	return (bs + align - 1) / align * align
+}
+
+// gemmRun executes a GEMM problem, splitting it over the workers.
+func gemmRun[T gemmFloat](pr *gemmProblem[T]) {
+	kern := gemmKernelFor[T]()
+	m, n, k := pr.m, pr.n, pr.k
+	w := Workers()
+	flops := 2 * float64(m) * float64(n) * float64(k)
+	tilesM := (m + kern.mr - 1) / kern.mr
+	stripsN := (n + kern.nrW - 1) / kern.nrW
+	serial := func() {
+		ws := gemmGetWorkspace[T]()
+		gemmRange(pr, kern, ws, 0, m, 0, n, 0, k, pr.c, pr.alpha, pr.beta)
+		gemmPutWorkspace(ws)
+	}
+	if w <= 1 || flops < gemmMinParallelFlops {
+		serial()
+		return
+	}
+	splitM := func() {
+		if n*k <= gemmMaxDynamicB && tilesM >= 8*w {
+			// B is cheap to pack: workers claim chunks of rows as they go,
+			// which keeps them balanced when a core is slowed down.
+			chunk := max(tilesM/(8*w), 1)
+			var next atomic.Int64
+			Parallel(w, 1, func(_, _ int) {
+				ws := gemmGetWorkspace[T]()
+				for {
+					c := int(next.Add(1) - 1)
+					if c*chunk >= tilesM {
+						break
+					}
+					gemmRange(pr, kern, ws, c*chunk*kern.mr, min((c+1)*chunk*kern.mr, m), 0, n, 0, k, pr.c, pr.alpha, pr.beta)
+				}
+				gemmPutWorkspace(ws)
+			})
+			return
+		}
+		Parallel(tilesM, 1, func(lo, hi int) {
+			ws := gemmGetWorkspace[T]()
+			gemmRange(pr, kern, ws, lo*kern.mr, min(hi*kern.mr, m), 0, n, 0, k, pr.c, pr.alpha, pr.beta)
+			gemmPutWorkspace(ws)
+		})
+	}
+	// Splitting k costs a private m x n buffer per worker.
+	splitK := k >= w*gemmKC && m*n <= gemmMaxSplitKElems
+	switch {
+	case splitK && k >= 8*m && k >= 8*n:
+		gemmRunSplitK(pr, kern, w)
+	case tilesM >= 4*w:
+		splitM()
+	case stripsN >= 4*w:
+		Parallel(stripsN, 1, func(lo, hi int) {
+			ws := gemmGetWorkspace[T]()
+			gemmRange(pr, kern, ws, 0, m, lo*kern.nrW, min(hi*kern.nrW, n), 0, k, pr.c, pr.alpha, pr.beta)
+			gemmPutWorkspace(ws)
+		})
+	case tilesM >= w:
+		splitM()
+	case splitK:
+		gemmRunSplitK(pr, kern, w)
+	default:
+		serial()
+	}
+}
+
+// gemmRunSplitK splits the k range over the workers: each accumulates its
+// part of A*B into a private m x n buffer, and the parts are then summed into
+// C = alpha*sum + beta*C.
+func gemmRunSplitK[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, w int) {
+	m, n, k := pr.m, pr.n, pr.k
+	chunks := (k + gemmKC - 1) / gemmKC
+	parts := make([]*gemmWorkspace[T], 0, w)
+	var mu sync.Mutex
+	Parallel(chunks, 1, func(lo, hi int) {
+		ws := gemmGetWorkspace[T]()
+		ws.partial = gemmGrow(ws.partial, m*n)
+		mu.Lock()
+		parts = append(parts, ws)
+		mu.Unlock()
+		pc := &gemmMatC[T]{c: ws.partial, ldc: n}
+		gemmRange(pr, kern, ws, 0, m, 0, n, lo*gemmKC, min(hi*gemmKC, k), pc, 1, 0)
+	})
+	var off [1]int
+	base := pr.c.base()
+	for i := 0; i < m; i++ {
+		pr.c.rowOffsets(i, off[:])
+		row := unsafe.Slice((*T)(unsafe.Add(base, off[0])), n)
+		for j := range row {
+			var s T
+			for _, ws := range parts {
+				s += ws.partial[i*n+j]
+			}
+			if pr.beta == 0 {
+				row[j] = pr.alpha * s
+			} else {
+				row[j] = pr.alpha*s + pr.beta*row[j]
+			}
+		}
+	}
+	for _, ws := range parts {
+		gemmPutWorkspace(ws)
+	}
+}
+
+// gemmRange computes rows [m0, m1) and columns [n0, n1) of
+// C = alpha*A[:, k0:k1]*B[k0:k1, :] + beta*C on the calling goroutine, with C
+// given by cs.
+func gemmRange[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, ws *gemmWorkspace[T],
+	m0, m1, n0, n1, k0, k1 int, cs gemmCSource[T], alpha, beta T) {
+	var es T
+	size := int(unsafe.Sizeof(es))
+	mr := kern.mr
+	kc0 := gemmSplitBlocks(k1-k0, gemmKC, 8)
+	mc0 := gemmSplitBlocks(m1-m0, gemmMC/mr*mr, mr)
+	ws.zeroBuf(kc0)
+	args := &ws.args
+	cbase := cs.base()
+	for jc := n0; jc < n1; jc += gemmNC {
+		nc := min(gemmNC, n1-jc)
+		// Column strips of this block: full wide strips, then a last one that
+		// is narrow if it fits the narrow kernel.
+		nStrips := (nc + kern.nrW - 1) / kern.nrW
+		for pc := k0; pc < k1; pc += kc0 {
+			kc := min(kc0, k1-pc)
+			ws.bpack = gemmGrow(ws.bpack, kc*nStrips*kern.nrW)
+			// The pair kernel serves a narrow strip of 16 when all segments
+			// have even k and enough row tiles share its (costlier) packed B.
+			usePair := false
+			if kern.pair != nil && (m1-m0) >= gemmMinPairRows*mr {
+				if ev, ok := pr.a.(gemmEvenSegments); ok && ev.evenSegments(pc, kc) {
+					usePair = true
+				}
+			}
+			for s := 0; s < nStrips; s++ {
+				j := s * kern.nrW
+				wd := min(kern.nrW, nc-j)
+				nrs := kern.nrW
+				if wd <= kern.nrN {
+					nrs = kern.nrN
+				}
+				dst := ws.bpack[s*kc*kern.nrW:]
+				if usePair && nrs == kern.nrN {
+					ws.bpair = gemmGrow(ws.bpair, kc*nrs)
+					pr.b.pack(ws.bpair, pc, kc, jc+j, wd, nrs)
+					gemmPairPack(dst, ws.bpair, kc)
+					continue
+				}
+				pr.b.pack(dst, pc, kc, jc+j, wd, nrs)
+			}
+			a, b := alpha, beta
+			useBeta := beta != 0
+			if pc != k0 {
+				b, useBeta = 1, true
+			}
+			if size == 4 {
+				args.alpha32, args.beta32 = float32(a), float32(b)
+			} else {
+				args.alpha64, args.beta64 = float64(a), float64(b)
+			}
+			args.useBeta = 0
+			if useBeta {
+				args.useBeta = 1
+			}
+			for ic := m0; ic < m1; ic += mc0 {
+				mc := min(mc0, m1-ic)
+				tiles := (mc + mr - 1) / mr
+				args.abase = pr.a.block(ws, mr, ic, mc, pc, kc)
+				args.zeros = unsafe.Pointer(&ws.zeros[0])
+				args.zoff = int(uintptr(args.zeros) - uintptr(args.abase))
+				ws.coffs = gemmGrow(ws.coffs, tiles*mr)
+				cs.rowOffsets(ic, ws.coffs[:mc])
+				for s := 0; s < nStrips; s++ {
+					j := s * kern.nrW
+					wd := min(kern.nrW, nc-j)
+					fn := kern.wide
+					if wd <= kern.nrN {
+						fn = kern.narrow
+						if usePair {
+							fn = kern.pair
+						}
+					}
+					args.b = unsafe.Pointer(&ws.bpack[s*kc*kern.nrW])
+					args.cbase = unsafe.Add(cbase, (jc+j)*size)
+					args.nr = wd
+					for t := 0; t < tiles; t++ {
+						s0, s1 := ws.tileSeg[t], ws.tileSeg[t+1]
+						args.segs = unsafe.Pointer(&ws.segs[s0*(1+mr)])
+						args.nseg = s1 - s0
+						args.coffs = unsafe.Pointer(&ws.coffs[t*mr])
+						args.mr = min(mr, mc-t*mr)
+						fn(args)
+					}
+				}
+			}
+		}
+	}
+}
+
+// gemmMatA is a plain row-major A operand, read in place or packed.
+type gemmMatA[T gemmFloat] struct {
+	a     []T
+	lda   int
+	trans bool // A is stored k x m
+	pack  bool // copy blocks into a contiguous buffer first
+}
+
+func (s *gemmMatA[T]) block(ws *gemmWorkspace[T], mr, i0, mc, p0, kc int) unsafe.Pointer {
+	var es T
+	size := int(unsafe.Sizeof(es))
+	tiles := (mc + mr - 1) / mr
+	segs := ws.segments(tiles, mr)
+	ws.tileSeg = gemmGrow(ws.tileSeg, tiles+1)
+	for t := range ws.tileSeg {
+		ws.tileSeg[t] = t
+	}
+	var base unsafe.Pointer
+	var ld, first int // row stride and offset of row 0, in elements
+	if s.pack {
+		// Padded row stride so that the rows of a tile fall in different L1 sets.
+		ld = (kc + 15) &^ 15
+		if (ld*size)%1024 == 0 {
+			ld += 16
+		}
+		ws.apack = gemmGrow(ws.apack, mc*ld)
+		ap := ws.apack
+		if s.trans {
+			gemmPackTrans(ap, ld, s.a, s.lda, i0, mc, p0, kc)
+		} else {
+			for r := 0; r < mc; r++ {
+				copy(ap[r*ld:r*ld+kc], s.a[(i0+r)*s.lda+p0:])
+			}
+		}
+		base = unsafe.Pointer(&ap[0])
+	} else {
+		base = unsafe.Pointer(&s.a[0])
+		ld, first = s.lda, i0*s.lda+p0
+	}
+	zoff := int(uintptr(unsafe.Pointer(&ws.zeros[0])) - uintptr(base))
+	for t := 0; t < tiles; t++ {
+		seg := segs[t*(1+mr) : (t+1)*(1+mr)]
+		seg[0] = kc
+		for i := 0; i < mr; i++ {
+			if r := t*mr + i; r < mc {
+				seg[1+i] = (first + r*ld) * size
+			} else {
+				seg[1+i] = zoff
+			}
+		}
+	}
+	return base
+}
+
+func (s *gemmMatA[T]) evenSegments(p0, kc int) bool { return kc%2 == 0 }
+
+// gemmPackTrans copies rows [i0, i0+mc) and columns [p0, p0+kc) of op(A) =
+// transpose of the stored k x m matrix a into dst (row stride ld).
+func gemmPackTrans[T gemmFloat](dst []T, ld int, a []T, lda, i0, mc, p0, kc int) {
+	q := 0
+	for ; q+4 <= kc; q += 4 {
+		s0 := a[(p0+q)*lda+i0 : (p0+q)*lda+i0+mc]
+		s1 := a[(p0+q+1)*lda+i0 : (p0+q+1)*lda+i0+mc]
+		s2 := a[(p0+q+2)*lda+i0 : (p0+q+2)*lda+i0+mc]
+		s3 := a[(p0+q+3)*lda+i0 : (p0+q+3)*lda+i0+mc]
+		for r := range s0 {
+			d := dst[r*ld+q : r*ld+q+4 : r*ld+q+4]
+			d[0], d[1], d[2], d[3] = s0[r], s1[r], s2[r], s3[r]
+		}
+	}
+	for ; q < kc; q++ {
+		src := a[(p0+q)*lda+i0 : (p0+q)*lda+i0+mc]
+		for r, v := range src {
+			dst[r*ld+q] = v
+		}
+	}
+}
+
+// gemmMatB is a plain row-major B operand.
+type gemmMatB[T gemmFloat] struct {
+	b     []T
+	ldb   int
+	trans bool // B is stored n x k
+}
+
+func (s *gemmMatB[T]) pack(dst []T, p0, kc, j0, w, nrs int) {
+	dst = dst[:kc*nrs]
+	if !s.trans {
+		if w == nrs && s.ldb == w {
+			copy(dst, s.b[p0*w:])
+			return
+		}
+		for r := 0; r < kc; r++ {
+			d := dst[r*nrs : (r+1)*nrs]
+			copy(d[:w], s.b[(p0+r)*s.ldb+j0:])
+			clear(d[w:])
+		}
+		return
+	}
+	if w < nrs {
+		clear(dst)
+	}
+	for jj := 0; jj < w; jj++ {
+		src := s.b[(j0+jj)*s.ldb+p0 : (j0+jj)*s.ldb+p0+kc]
+		for r, v := range src {
+			dst[r*nrs+jj] = v
+		}
+	}
+}
+
+// gemmMatC is a plain row-major C operand.
+type gemmMatC[T gemmFloat] struct {
+	c   []T
+	ldc int
+}
+
+func (s *gemmMatC[T]) base() unsafe.Pointer { return unsafe.Pointer(&s.c[0]) }
+
+func (s *gemmMatC[T]) rowOffsets(i0 int, dst []int) {
+	var es T
+	step := s.ldc * int(unsafe.Sizeof(es))
+	off := i0 * step
+	for i := range dst {
+		dst[i] = off
+		off += step
+	}
+}
+
+// gemmSwapped computes C = alpha*A^T*op(B) + beta*C (A stored k x m) as the
+// transposed product T = op(B)^T * A into a temporary n x m matrix, then
+// adds its transpose into C. Reading A^T in place would need a transposing
+// copy of all of A; this way A is read by rows, and only op(B)^T, the
+// smaller operand, is transposed (or none is, when transB).
+func gemmSwapped[T gemmFloat](transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, cs *gemmMatC[T]) {
+	ws := gemmGetWorkspace[T]()
+	defer gemmPutWorkspace(ws)
+	ws.swapped = gemmGrow(ws.swapped, n*m)
+	t := ws.swapped
+	var es T
+	pr := &gemmProblem[T]{
+		m: n, n: m, k: k, alpha: 1, beta: 0,
+		a: &gemmMatA[T]{a: b, lda: ldb, trans: !transB, pack: !transB || (ldb*int(unsafe.Sizeof(es)))%2048 == 0},
+		b: &gemmMatB[T]{b: a, ldb: lda},
+		c: &gemmMatC[T]{c: t, ldc: m},
+	}
+	gemmRun(pr)
+	// C = alpha*T^T + beta*C, in blocks for locality.
+	const bs = 32
+	for i0 := 0; i0 < m; i0 += bs {
+		for j0 := 0; j0 < n; j0 += bs {
+			for i := i0; i < min(i0+bs, m); i++ {
+				row := cs.c[i*cs.ldc : i*cs.ldc+n]
+				for j := j0; j < min(j0+bs, n); j++ {
+					if beta == 0 {
+						row[j] = alpha * t[j*m+i]
+					} else {
+						row[j] = alpha*t[j*m+i] + beta*row[j]
+					}
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/sgt-dev/sgt"
+	"github.com/sgt-dev/sgt/backend"
+	// Our CPU backend, so that "--backend cpu" is available to the benchmark.
+	_ "github.com/sgt-dev/sgt/backend/cpu"
+	"github.com/sgt-dev/sgt/models"
+	"github.com/sgt-dev/sgt/train"
+)
+
+func init() {
+	register("bench", "time training steps on random data (images/s), like the PyTorch peer bench.py", runBench)
+}
+
+// benchPreset is the default workload of a model in the peer benchmark.
+type benchPreset struct {
+	input   []int // [H, W, C]
+	classes int
+	batch   int
+}
+
+// benchPresets are the peer's workloads (bench.py's build()); other models
+// use their usual input shape, 10 classes and batch 32.
+var benchPresets = map[string]benchPreset{
+	"mlp":      {[]int{28, 28, 1}, 10, 128},
+	"resnet20": {[]int{32, 32, 3}, 10, 128},
+	"resnet18": {[]int{64, 64, 3}, 100, 64},
+}
+
+// benchWindow is one timing window.
+type benchWindow struct {
+	Steps        int     `json:"steps"`
+	Seconds      float64 `json:"seconds"`
+	ImagesPerS   float64 `json:"images_per_s"`
+	MedianStepMS float64 `json:"median_step_ms"`
+	MinStepMS    float64 `json:"min_step_ms"`
+	Loss         float64 `json:"loss"`
+}
+
+// benchResult is what "sgt bench --json" prints.
+type benchResult struct {
+	Model             string        `json:"model"`
+	Params            int           `json:"params"`
+	Batch             int           `json:"batch"`
+	Input             []int         `json:"input"`
+	Classes           int           `json:"classes"`
+	Backend           string        `json:"backend"`
+	Alpha             float64       `json:"alpha"`
+	Threads           int           `json:"threads"`
+	Warmup            int           `json:"warmup"`
+	WarmupSeconds     float64       `json:"warmup_seconds"`
+	ImagesPerS        float64       `json:"images_per_s"`
+	ImagesPerSBest    float64       `json:"images_per_s_best"`
+	ImagesPerSWindows []float64     `json:"images_per_s_windows"`
+	Windows           []benchWindow `json:"windows"`
+	PeakRSSBytes      int64         `json:"peak_rss_bytes"`
+	GoVersion         string        `json:"go_version"`
+}
+
+// benchConfig holds the flags of "sgt bench".
+type benchConfig struct {
+	model, backend         string
+	batch, warmup, steps   int
+	repeats, pool, threads int
+	alpha, minTime, lr     float64
+	seed                   uint64
+	asJSON                 bool
+}
+
+// runBench implements "sgt bench": it times training steps (forward, mean
+// cross-entropy with the SGT backward, backward, SGD with Nesterov momentum
+// 0.9 and weight decay 5e-4) on a pool of random batches, as the peer
+// /work/shared/peers/torch/bench.py does, and reports images/s.
+func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var cfg benchConfig
+	fs := newFlagSet("bench", stderr)
+	fs.StringVar(&cfg.model, "model", "resnet20", "model to time (presets as in the peer: mlp, resnet20, resnet18; any of: "+strings.Join(models.Names(), ", ")+")")
+	fs.IntVar(&cfg.batch, "batch", 0, "batch size (default: 128 for mlp and resnet20, 64 for resnet18, 32 otherwise)")
+	fs.Float64Var(&cfg.alpha, "alpha", 1, "SGT exponent of the backward pass (1: plain training)")
+	fs.StringVar(&cfg.backend, "backend", "", "GoMLX backend (default: automatic, see package backend; e.g. cpu, go, xla)")
+	fs.BoolVar(&cfg.asJSON, "json", false, "print one JSON object instead of text")
+	fs.IntVar(&cfg.warmup, "warmup", 5, "untimed warm-up steps (the first one compiles)")
+	fs.IntVar(&cfg.steps, "steps", 10, "minimum timed steps per window")
+	fs.Float64Var(&cfg.minTime, "time", 10, "minimum seconds per window")
+	fs.IntVar(&cfg.repeats, "repeats", 1, "number of timing windows (the median is reported)")
+	fs.IntVar(&cfg.pool, "pool", 4, "distinct random batches cycled through")
+	fs.IntVar(&cfg.threads, "threads", 0, "GOMAXPROCS for the run (0: leave as is)")
+	fs.Float64Var(&cfg.lr, "lr", 0.1, "learning rate")
+	fs.Uint64Var(&cfg.seed, "seed", 0, "seed of the random data and initialisation")
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	spec, err := models.Get(cfg.model)
+	if err != nil {
+		return usagef("--model: %v", err)
+	}
+	preset, ok := benchPresets[cfg.model]
+	if !ok {
+		preset = benchPreset{spec.InputShape, 10, 32}
+	}
+	if cfg.batch == 0 {
+		cfg.batch = preset.batch
+	}
+	switch {
+	case cfg.batch < 1:
+		return usagef("--batch must be >= 1, got %d", cfg.batch)
+	case sgt.ValidateAlpha(cfg.alpha) != nil:
+		return usagef("--alpha: %v", sgt.ValidateAlpha(cfg.alpha))
+	case cfg.warmup < 0:
+		return usagef("--warmup must be >= 0, got %d", cfg.warmup)
+	case cfg.steps < 1:
+		return usagef("--steps must be >= 1, got %d", cfg.steps)
+	case math.IsNaN(cfg.minTime) || math.IsInf(cfg.minTime, 0) || cfg.minTime < 0:
+		return usagef("--time must be a finite number of seconds >= 0, got %v", cfg.minTime)
+	case cfg.repeats < 1:
+		return usagef("--repeats must be >= 1, got %d", cfg.repeats)
+	case cfg.pool < 1:
+		return usagef("--pool must be >= 1, got %d", cfg.pool)
+	case cfg.threads < 0:
+		return usagef("--threads must be >= 0, got %d", cfg.threads)
+	case !(cfg.lr > 0) || math.IsInf(cfg.lr, 0):
+		return usagef("--lr must be a positive number, got %v", cfg.lr)
+	}
+	backendName, _, _ := strings.Cut(backend.Resolve(cfg.backend), ":")
+	if !slices.Contains(backend.Names(), backendName) {
+		return usagef("--backend: unknown backend %q (available: %s)", backendName, strings.Join(backend.Names(), ", "))
+	}
+	if cfg.threads > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cfg.threads))
+	}
+	res, err := bench(cfg, spec, preset, stdout)
+	if err != nil {
+		return err
+	}
+	if cfg.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	return nil
+}
+
+// bench runs the benchmark; without --json it prints its progress lines to w
+// as it goes.
+func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (*benchResult, error) {
+	b, config, err := backend.New(cfg.backend)
+	if err != nil {
+		return nil, fmt.Errorf("creating the backend: %w", err)
+	}
+	defer b.Finalize()
+	res := &benchResult{
+		Model: spec.Name, Batch: cfg.batch, Input: preset.input, Classes: preset.classes,
+		Backend: config, Alpha: cfg.alpha, Threads: runtime.GOMAXPROCS(0), Warmup: cfg.warmup,
+		GoVersion: runtime.Version(),
+	}
+	if res.Params, err = models.CountParameters(b, spec.Name, preset.input, preset.classes, nil); err != nil {
+		return nil, err
+	}
+	say := func(format string, args ...any) {
+		if !cfg.asJSON {
+			fmt.Fprintf(w, format, args...)
+		}
+	}
+	say("# %s backend=%s threads=%d (GOMAXPROCS) NumCPU=%d\n", res.GoVersion, config, res.Threads, runtime.NumCPU())
+	say("# model=%s params=%d batch=%d input=%v classes=%d alpha=%g\n",
+		spec.Name, res.Params, cfg.batch, preset.input, preset.classes, cfg.alpha)
+
+	// The pool of random batches: standard normal images, uniform labels.
+	rng := rand.New(rand.NewPCG(cfg.seed, 0x5eed))
+	imageSize := preset.input[0] * preset.input[1] * preset.input[2]
+	xs := make([]*tensors.Tensor, cfg.pool)
+	ys := make([]*tensors.Tensor, cfg.pool)
+	for i := range cfg.pool {
+		x := make([]float32, cfg.batch*imageSize)
+		for j := range x {
+			x[j] = float32(rng.NormFloat64())
+		}
+		y := make([]int32, cfg.batch)
+		for j := range y {
+			y[j] = int32(rng.IntN(preset.classes))
+		}
+		xs[i] = tensors.FromFlatDataAndDimensions(x, append([]int{cfg.batch}, preset.input...)...)
+		ys[i] = tensors.FromFlatDataAndDimensions(y, cfg.batch)
+	}
+	defer func() {
+		for i := range xs {
+			_ = xs[i].FinalizeAll()
+			_ = ys[i].FinalizeAll()
+		}
+	}()
+
+	ctx := context.New()
+	ctx.SetParam(context.ParamInitialSeed, int64(cfg.seed)+1)
+	exec, err := context.NewExec(b, ctx, benchStepGraph(spec, preset.classes, cfg.alpha, cfg.lr))
+	if err != nil {
+		return nil, fmt.Errorf("preparing the training step: %w", err)
+	}
+	defer exec.Finalize()
+	i := 0
+	step := func() (float64, error) {
+		out, err := exec.Exec1(xs[i%cfg.pool], ys[i%cfg.pool])
+		i++
+		if err != nil {
+			return 0, fmt.Errorf("training step %d of %s on %s: %w", i, spec.Name, config, err)
+		}
+		defer func() { _ = out.FinalizeAll() }()
+		return float64(tensors.ToScalar[float32](out)), nil
+	}
+
+	loss := math.NaN()
+	t0 := time.Now()
+	for range cfg.warmup {
+		if loss, err = step(); err != nil {
+			return nil, err
+		}
+	}
+	res.WarmupSeconds = time.Since(t0).Seconds()
+	say("# warmup %d steps %.2fs loss=%.4f\n", cfg.warmup, res.WarmupSeconds, loss)
+
+	minTime := time.Duration(cfg.minTime * float64(time.Second))
+	for r := range cfg.repeats {
+		var times []time.Duration
+		start := time.Now()
+		for len(times) < cfg.steps || time.Since(start) < minTime {
+			s := time.Now()
+			if loss, err = step(); err != nil {
+				return nil, err
+			}
+			times = append(times, time.Since(s))
+		}
+		elapsed := time.Since(start).Seconds()
+		med := medianDuration(times)
+		win := benchWindow{
+			Steps: len(times), Seconds: elapsed, ImagesPerS: float64(len(times)*cfg.batch) / elapsed,
+			MedianStepMS: med.Seconds() * 1e3, MinStepMS: slices.Min(times).Seconds() * 1e3, Loss: loss,
+		}
+		res.Windows = append(res.Windows, win)
+		res.ImagesPerSWindows = append(res.ImagesPerSWindows, win.ImagesPerS)
+		say("window %d: steps=%d time=%.2fs images/s=%.1f median_step=%.2fms (=> %.1f img/s) min_step=%.2fms loss=%.4f\n",
+			r, win.Steps, win.Seconds, win.ImagesPerS, win.MedianStepMS, float64(cfg.batch)/med.Seconds(), win.MinStepMS, loss)
+	}
+	res.ImagesPerS = median(res.ImagesPerSWindows)
+	res.ImagesPerSBest = slices.Max(res.ImagesPerSWindows)
+	res.PeakRSSBytes = peakRSSBytes()
+	if math.IsNaN(loss) {
+		say("WARNING: loss is NaN\n")
+	}
+	say("RESULT model=%s alpha=%g backend=%s threads=%d batch=%d images_per_s_median=%.1f images_per_s_best=%.1f windows=%d peak_rss_bytes=%d\n",
+		spec.Name, cfg.alpha, config, res.Threads, cfg.batch, res.ImagesPerS, res.ImagesPerSBest, len(res.Windows), res.PeakRSSBytes)
+	return res, nil
+}
+
+// benchStepGraph returns the graph of one training step: forward in training
+// mode, the batch-mean SGT cross-entropy, backward, and PyTorch's SGD with
+// Nesterov momentum 0.9 and weight decay 5e-4 on every parameter (package
+// train's gradient transforms). It returns the loss.
+func benchStepGraph(spec models.Spec, numClasses int, alpha, lr float64) func(ctx *context.Context, images, labels *graph.Node) *graph.Node {
+	optimizer := train.Chain{
+		train.WeightDecay{Rate: 5e-4},
+		train.Momentum{Mu: 0.9, Nesterov: true},
+		train.LearningRateStep{},
+	}
+	return func(ctx *context.Context, images, labels *graph.Node) *graph.Node {
+		g := images.Graph()
+		ctx.SetTraining(g, true)
+		logits := spec.Build(ctx, images, numClasses)
+		loss := sgt.CrossEntropyLoss(logits, labels, alpha, 0)
+		var params []train.Param
+		var values []*graph.Node
+		for v := range ctx.IterVariables() {
+			if v.Trainable && v.InUseByGraph(g) {
+				value := v.ValueGraph(g)
+				params = append(params, train.Param{Variable: v, Value: value})
+				values = append(values, value)
+			}
+		}
+		grads := graph.Gradient(loss, values...)
+		step := &train.Step{
+			Ctx:          ctx.In("optimizer").Checked(false),
+			Params:       params,
+			LearningRate: graph.Scalar(g, dtypes.Float32, lr),
+		}
+		train.ApplyUpdates(params, optimizer.Update(step, grads))
+		return loss
+	}
+}
+
+// median returns the median of xs (the mean of the two middle values for an
+// even count); xs must not be empty.
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// medianDuration is median for durations.
+func medianDuration(ds []time.Duration) time.Duration {
+	xs := make([]float64, len(ds))
+	for i, d := range ds {
+		xs[i] = float64(d)
+	}
+	return time.Duration(median(xs))
+}

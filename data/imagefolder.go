@@ -1,0 +1,309 @@
+package data
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg" // registers the JPEG decoder with image.Decode
+	_ "image/png"  // registers the PNG decoder with image.Decode
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// maxImagePixels bounds the size of an image the folder reader decodes, so a
+// corrupt or hostile header cannot make it allocate gigabytes.
+const maxImagePixels = 1 << 26
+
+// ImageFolder is a dataset of image files laid out one folder per class:
+// Root/train/<class>/*.{jpg,jpeg,png} and Root/val/<class>/... (files may
+// also sit in subfolders of a class folder). Class indices follow the sorted
+// class folder names of Root/train (or of the split's folder when there is
+// no train folder), so both splits agree. Images are decoded on demand as
+// 3-channel RGB (grey images are replicated, transparency is composed over
+// black); it implements Source with images of varying size, so batching it
+// needs a Transform that fixes the size (RandomResizedCrop, ResizeCenterCrop
+// or Resize). LoadImageFolder decodes everything into memory instead.
+type ImageFolder struct {
+	// Root is the folder holding the split folders.
+	Root string
+	// Split is "train" or "val".
+	Split string
+	// Dir is the split's folder.
+	Dir string
+	// Classes are the class folder names; a label indexes this list.
+	Classes []string
+	// Files are the image paths, sorted by class and then by path.
+	Files []string
+	// Labels are the class indices of Files.
+	Labels []int32
+}
+
+// imageExtensions are the file name endings of images (compared in lower case).
+var imageExtensions = map[string]bool{".jpg": true, ".jpeg": true, ".png": true}
+
+// OpenImageFolder lists the images of a split of an image folder: split
+// "train" reads Root/train, "val" or "test" reads Root/val. Nothing is
+// decoded yet.
+func OpenImageFolder(root, split string) (*ImageFolder, error) {
+	var sub string
+	switch split {
+	case "train":
+		sub = "train"
+	case "val", "test":
+		sub = "val"
+	default:
+		return nil, fmt.Errorf("image folder %s: unknown split %q (want train, val or test)", root, split)
+	}
+	dir := filepath.Join(root, sub)
+	classDir := filepath.Join(root, "train")
+	if _, err := os.Stat(classDir); err != nil {
+		classDir = dir
+	}
+	classes, err := subfolders(classDir)
+	if err != nil {
+		return nil, fmt.Errorf("image folder: %w", err)
+	}
+	if len(classes) == 0 {
+		return nil, fmt.Errorf("image folder: %s has no class folders", classDir)
+	}
+	present, err := subfolders(dir)
+	if err != nil {
+		return nil, fmt.Errorf("image folder: %w", err)
+	}
+	index := make(map[string]int32, len(classes))
+	for i, c := range classes {
+		index[c] = int32(i)
+	}
+	for _, c := range present {
+		if _, ok := index[c]; !ok {
+			return nil, fmt.Errorf("image folder: class folder %s has no counterpart in %s", filepath.Join(dir, c), classDir)
+		}
+	}
+	f := &ImageFolder{Root: root, Split: sub, Dir: dir, Classes: classes}
+	for _, c := range present {
+		label := index[c]
+		err := filepath.WalkDir(filepath.Join(dir, c), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			name := d.Name()
+			if strings.HasPrefix(name, ".") && path != filepath.Join(dir, c) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.Type().IsRegular() && imageExtensions[strings.ToLower(filepath.Ext(name))] {
+				f.Files = append(f.Files, path)
+				f.Labels = append(f.Labels, label)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("image folder: listing %s: %w", filepath.Join(dir, c), err)
+		}
+	}
+	if len(f.Files) == 0 {
+		return nil, fmt.Errorf("image folder: no .jpg, .jpeg or .png files under %s", dir)
+	}
+	return f, nil
+}
+
+// subfolders returns the sorted names of the non-hidden folders in dir.
+func subfolders(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Len implements Source.
+func (f *ImageFolder) Len() int { return len(f.Files) }
+
+// ClassCount implements Source.
+func (f *ImageFolder) ClassCount() int { return len(f.Classes) }
+
+// Shape implements Source: images are RGB of varying size.
+func (f *ImageFolder) Shape() (height, width, channels int) { return 0, 0, 3 }
+
+// Example implements Source: it decodes image i as RGB into scratch.
+func (f *ImageFolder) Example(i int, scratch *Scratch) (Image, int32, error) {
+	if i < 0 || i >= len(f.Files) {
+		return Image{}, 0, fmt.Errorf("image folder %s: example %d out of range [0, %d)", f.Dir, i, len(f.Files))
+	}
+	img, err := decodeImageFile(f.Files[i], scratch)
+	if err != nil {
+		return Image{}, 0, err
+	}
+	return img, f.Labels[i], nil
+}
+
+// decodeImageFile decodes a JPEG or PNG file into RGB bytes held in s.pix.
+func decodeImageFile(path string, s *Scratch) (Image, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Image{}, fmt.Errorf("image file: %w", err)
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(raw))
+	if err != nil {
+		return Image{}, fmt.Errorf("image file %s: %w", path, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxImagePixels {
+		return Image{}, fmt.Errorf("image file %s: size %dx%d is empty or above %d pixels", path, cfg.Width, cfg.Height, maxImagePixels)
+	}
+	m, _, err := image.Decode(bytes.NewReader(raw))
+	if err != nil {
+		return Image{}, fmt.Errorf("image file %s: %w", path, err)
+	}
+	b := m.Bounds()
+	h, w := b.Dy(), b.Dx()
+	n := h * w * 3
+	if cap(s.pix) < n {
+		s.pix = make([]byte, n)
+	}
+	pix := s.pix[:n]
+	toRGB(pix, m)
+	return Image{Pix: pix, Height: h, Width: w, Channels: 3}, nil
+}
+
+// toRGB writes the pixels of m as interleaved RGB bytes (alpha composed over black).
+func toRGB(dst []byte, m image.Image) {
+	b := m.Bounds()
+	w := b.Dx()
+	switch src := m.(type) {
+	case *image.YCbCr:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := dst[(y-b.Min.Y)*w*3:]
+			for x := b.Min.X; x < b.Max.X; x++ {
+				yi, ci := src.YOffset(x, y), src.COffset(x, y)
+				r, g, bl := color.YCbCrToRGB(src.Y[yi], src.Cb[ci], src.Cr[ci])
+				o := (x - b.Min.X) * 3
+				row[o], row[o+1], row[o+2] = r, g, bl
+			}
+		}
+	case *image.Gray:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := dst[(y-b.Min.Y)*w*3:]
+			line := src.Pix[src.PixOffset(b.Min.X, y):]
+			for x := range w {
+				v := line[x]
+				row[3*x], row[3*x+1], row[3*x+2] = v, v, v
+			}
+		}
+	case *image.RGBA: // premultiplied: the colour bytes already are "over black"
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := dst[(y-b.Min.Y)*w*3:]
+			line := src.Pix[src.PixOffset(b.Min.X, y):]
+			for x := range w {
+				row[3*x], row[3*x+1], row[3*x+2] = line[4*x], line[4*x+1], line[4*x+2]
+			}
+		}
+	case *image.NRGBA:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := dst[(y-b.Min.Y)*w*3:]
+			line := src.Pix[src.PixOffset(b.Min.X, y):]
+			for x := range w {
+				a := uint32(line[4*x+3])
+				for c := range 3 {
+					row[3*x+c] = byte((uint32(line[4*x+c])*a + 127) / 255)
+				}
+			}
+		}
+	default:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := dst[(y-b.Min.Y)*w*3:]
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, g, bl, _ := m.At(x, y).RGBA()
+				o := (x - b.Min.X) * 3
+				row[o], row[o+1], row[o+2] = byte(r>>8), byte(g>>8), byte(bl>>8)
+			}
+		}
+	}
+}
+
+// Load decodes every image and resizes it bilinearly to size x size (the
+// aspect ratio is not kept) into an in-memory dataset named "imagefolder",
+// using workers goroutines (0 means runtime.GOMAXPROCS(0)). The result does
+// not depend on workers. The first unreadable image (in file order) is
+// reported, naming the file.
+func (f *ImageFolder) Load(size, workers int) (*Dataset, error) {
+	if size <= 0 {
+		return nil, fmt.Errorf("image folder %s: image size %d must be positive", f.Dir, size)
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	split := SplitTrain
+	if f.Split != "train" {
+		split = SplitTest
+	}
+	n := len(f.Files)
+	ex := size * size * 3
+	ds := &Dataset{
+		Name: "imagefolder", Split: split,
+		Images: make([]byte, n*ex), Labels: append([]int32(nil), f.Labels...),
+		N: n, Height: size, Width: size, Channels: 3,
+		NumClasses: len(f.Classes),
+		Source:     []string{f.Dir},
+	}
+	errs := make([]error, n)
+	// firstBad is the smallest failing index seen so far; workers skip the
+	// files after it but still read those before it, so the error reported
+	// is the first in file order whatever the number of workers.
+	var firstBad atomic.Int64
+	firstBad.Store(int64(n))
+	var wg sync.WaitGroup
+	for w := range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var s Scratch
+			for i := w; i < n && int64(i) < firstBad.Load(); i += workers {
+				img, err := decodeImageFile(f.Files[i], &s)
+				if err != nil {
+					errs[i] = err
+					for {
+						cur := firstBad.Load()
+						if int64(i) >= cur || firstBad.CompareAndSwap(cur, int64(i)) {
+							break
+						}
+					}
+					return
+				}
+				resizeInto(Image{Pix: ds.Image(i), Height: size, Width: size, Channels: 3}, img, &s)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("image folder %s: %w", f.Dir, err)
+		}
+	}
+	return ds, nil
+}
+
+// LoadImageFolder opens a split of an image folder (see OpenImageFolder) and
+// decodes it into memory at size x size (see (*ImageFolder).Load).
+func LoadImageFolder(root, split string, size, workers int) (*Dataset, error) {
+	f, err := OpenImageFolder(root, split)
+	if err != nil {
+		return nil, err
+	}
+	return f.Load(size, workers)
+}

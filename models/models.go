@@ -1,0 +1,153 @@
+// Package models holds the registry of classifier architectures that sgt trains:
+// an MLP, CIFAR ResNets, ImageNet-style ResNets, SE-ResNets and their variants
+// without batch norm. Every model is a GoMLX function from a batch of images to
+// logits; its hyperparameters live in the GoMLX context.
+//
+// Registered models:
+//
+//   - mlp: flatten, dense 256, ReLU, dense (PyTorch nn.Linear initialisation).
+//   - resnet20, resnet32, resnet44, resnet56, resnet110: He et al. (2016)
+//     section 4.2 CIFAR ResNets (16/32/64 channels, option-A shortcuts).
+//   - resnet18, resnet34, resnet50, resnet101, resnet152: the torchvision
+//     ImageNet ResNets (7x7/2 stem and max pool, or a 3x3/1 stem with
+//     ParamSmallStem; projection shortcuts).
+//   - seresnet18, seresnet34, seresnet50, seresnet101: the same with a
+//     squeeze-and-excitation block at the end of each residual branch.
+//   - <any ResNet above>-nobn: batch norm removed. Convolutions then have
+//     biases, and each residual branch is multiplied by a learned scalar
+//     initialised to 0 (SkipInit, De & Smith 2020), so that the deep
+//     un-normalised networks start as their shortcut path and train stably.
+//
+// Initialisation follows PyTorch: convolutions Kaiming-normal with fan-out,
+// batch norm scale 1 and offset 0, dense layers uniform ±1/sqrt(fanIn) (the
+// CIFAR ResNets' final layer Kaiming-normal with fan-in, as in the peer
+// benchmark). Padding is PyTorch's symmetric kernel/2, and batch norm uses
+// PyTorch's momentum 0.1 and epsilon 1e-5 (see ParamBatchNormMomentum).
+//
+// Builders panic with an error on bad shapes or hyperparameters, the GoMLX
+// convention while a graph is built; context.Exec returns such panics as
+// errors, and CountParameters does too.
+package models
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// BuildFunc builds a model's logits, shape [N, numClasses], for a batch of
+// images of shape [N, Height, Width, Channels] (channels last, float32 or
+// float64). Its variables live under ctx; whether it runs in training mode
+// (batch norm, dropout) is read from the context (context.IsTraining).
+type BuildFunc func(ctx *context.Context, images *graph.Node, numClasses int) *graph.Node
+
+// Spec describes one registered model.
+type Spec struct {
+	// Name is the registry key, e.g. "resnet20".
+	Name string
+	// Description is a one-line summary for "sgt models".
+	Description string
+	// Build builds the model.
+	Build BuildFunc
+	// InputShape is the model's usual input image shape [Height, Width,
+	// Channels], e.g. [32, 32, 3] for the CIFAR ResNets. Models accept other
+	// sizes too (the MLP only the size it was built with).
+	InputShape []int
+	// BatchNorm tells whether the model has batch-norm layers, whose
+	// behaviour depends on context.IsTraining and which keep moving averages.
+	BatchNorm bool
+	// SmallStem tells whether the model honours ParamSmallStem.
+	SmallStem bool
+}
+
+// registry maps model names to their specs; models register themselves in init functions.
+var registry = map[string]Spec{}
+
+// Register adds a model to the registry. It panics on a duplicate name, which
+// is a programming error caught by any test run.
+func Register(spec Spec) {
+	if _, dup := registry[spec.Name]; dup {
+		panic(fmt.Sprintf("models: duplicate model name %q", spec.Name))
+	}
+	registry[spec.Name] = spec
+}
+
+// Get returns the spec of the named model, or an error listing the known names.
+func Get(name string) (Spec, error) {
+	spec, ok := registry[name]
+	if !ok {
+		return Spec{}, fmt.Errorf("unknown model %q (known: %s)", name, strings.Join(Names(), ", "))
+	}
+	return spec, nil
+}
+
+// Names returns the registered model names, sorted.
+func Names() []string {
+	names := make([]string, 0, len(registry))
+	for name := range registry {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// CountParameters builds the named model's graph on backend b for a batch of
+// one float32 image of shape inputShape ([Height, Width, Channels]; nil means
+// the model's InputShape) and numClasses classes, and returns the number of
+// trainable parameters (batch-norm scales and offsets count, their moving
+// averages do not). Nothing is executed. params are context hyperparameters
+// set before building (e.g. ParamSmallStem); nil is fine.
+func CountParameters(b backends.Backend, name string, inputShape []int, numClasses int, params map[string]any) (int, error) {
+	ctx, err := buildVariables(b, name, inputShape, numClasses, params)
+	if err != nil {
+		return 0, err
+	}
+	count := 0
+	for v := range ctx.IterVariables() {
+		if v.Trainable {
+			count += v.Shape().Size()
+		}
+	}
+	return count, nil
+}
+
+// buildVariables builds the model's graph once (without executing it) in a
+// fresh context, which it returns holding the model's variables.
+func buildVariables(b backends.Backend, name string, inputShape []int, numClasses int, params map[string]any) (ctx *context.Context, err error) {
+	spec, err := Get(name)
+	if err != nil {
+		return nil, err
+	}
+	if inputShape == nil {
+		inputShape = spec.InputShape
+	}
+	if len(inputShape) != 3 || inputShape[0] < 1 || inputShape[1] < 1 || inputShape[2] < 1 {
+		return nil, fmt.Errorf("model %s: input shape must be [Height, Width, Channels] with positive sizes, got %v", name, inputShape)
+	}
+	if numClasses < 1 {
+		return nil, fmt.Errorf("model %s: number of classes must be >= 1, got %d", name, numClasses)
+	}
+	ctx = context.New()
+	if params != nil {
+		ctx.SetParams(params)
+	}
+	g := graph.NewGraph(b, "build_"+name)
+	defer g.Finalize()
+	defer func() {
+		if r := recover(); r != nil {
+			ctx, err = nil, fmt.Errorf("building model %s for input %v: %v", name, inputShape, r)
+		}
+	}()
+	images := graph.Parameter(g, "images", shapes.Make(dtypes.Float32, 1, inputShape[0], inputShape[1], inputShape[2]))
+	logits := spec.Build(ctx, images, numClasses)
+	if dims := logits.Shape().Dimensions; len(dims) != 2 || dims[0] != 1 || dims[1] != numClasses {
+		return nil, fmt.Errorf("model %s: logits have shape %s, want [1, %d]", name, logits.Shape(), numClasses)
+	}
+	return ctx, nil
+}

@@ -1,0 +1,238 @@
+// Package train trains sgt's classifiers: the run configuration, the
+// optimizer as a chain of small composable gradient transforms (weight decay,
+// gradient clipping, adaptive gradient clipping, Nesterov momentum, the
+// learning-rate step), learning-rate schedules, the GoMLX training loop with
+// the SGT loss, and the run directory (config.json, metrics.csv,
+// summary.json, checkpoints), all written atomically.
+package train
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/sgt-dev/sgt"
+	"github.com/sgt-dev/sgt/models"
+)
+
+// Config holds every setting of a training run. Its JSON form is recorded in
+// config.json.
+type Config struct {
+	// Data is the dataset name ("mnist", "fashion-mnist", ...) and DataDir
+	// the directory to read it from ("" for the default location).
+	Data    string `json:"data"`
+	DataDir string `json:"data_dir"`
+	// Model is a registered model name (see models.Names).
+	Model string `json:"model"`
+	// Alpha is the SGT exponent of the backward pass (1: plain training).
+	Alpha float64 `json:"alpha"`
+	// LabelSmoothing is the label-smoothing amount eps in [0, 1).
+	LabelSmoothing float64 `json:"label_smoothing"`
+	// Epochs is the number of passes over the training set.
+	Epochs int `json:"epochs"`
+	// BatchSize is the number of examples per optimizer step; the last
+	// incomplete batch of each epoch is dropped.
+	BatchSize int `json:"batch_size"`
+	// EvalBatchSize is the batch size of evaluation (0: BatchSize).
+	EvalBatchSize int `json:"eval_batch_size"`
+	// LR is the peak learning rate.
+	LR float64 `json:"lr"`
+	// Momentum is the SGD momentum coefficient in [0, 1) and Nesterov
+	// selects Nesterov momentum.
+	Momentum float64 `json:"momentum"`
+	Nesterov bool    `json:"nesterov"`
+	// WeightDecay is added to the gradient as WeightDecay*w (PyTorch SGD).
+	WeightDecay float64 `json:"weight_decay"`
+	// ExemptVectors leaves parameters of rank <= 1 (biases, batch-norm
+	// scales and offsets) undecayed; by default (as in PyTorch) every
+	// parameter is decayed.
+	ExemptVectors bool `json:"wd_exempt_vectors"`
+	// ClipNorm is the global-norm gradient clipping threshold (0: off).
+	ClipNorm float64 `json:"clip_norm"`
+	// AGC is the adaptive gradient clipping factor lambda (0: off).
+	AGC float64 `json:"agc"`
+	// AGCFinal also applies AGC to the final layer.
+	AGCFinal bool `json:"agc_final"`
+	// Schedule is the learning-rate schedule: constant, cosine or step.
+	Schedule string `json:"schedule"`
+	// WarmupEpochs is the length of the linear warm-up, which starts at
+	// WarmupStartLR.
+	WarmupEpochs  float64 `json:"warmup_epochs"`
+	WarmupStartLR float64 `json:"warmup_start_lr"`
+	// Milestones are the epochs at which the step schedule divides the
+	// learning rate by 10.
+	Milestones []int `json:"milestones,omitempty"`
+	// Augment selects the training-data augmentation (see AugmentNames;
+	// "" means AugmentAuto).
+	Augment string `json:"augment"`
+	// Seed seeds the weight initialisation, the model's random numbers and
+	// the data order.
+	Seed int64 `json:"seed"`
+	// TrainSize and TestSize limit the number of examples used (0: all).
+	TrainSize int `json:"train_size"`
+	TestSize  int `json:"test_size"`
+	// Backend is the requested GoMLX backend ("" for the automatic choice).
+	Backend string `json:"backend"`
+}
+
+// DefaultConfig returns the defaults of "sgt train": MNIST, the MLP, plain
+// training (alpha 1), 1 epoch of batches of 128, SGD with lr 0.1, Nesterov
+// momentum 0.9, weight decay 5e-4 and a cosine schedule.
+func DefaultConfig() Config {
+	return Config{
+		Data:        "mnist",
+		Model:       "mlp",
+		Alpha:       1,
+		Epochs:      1,
+		BatchSize:   128,
+		LR:          0.1,
+		Momentum:    0.9,
+		Nesterov:    true,
+		WeightDecay: 5e-4,
+		Schedule:    ScheduleCosine,
+		Augment:     AugmentAuto,
+		Seed:        1,
+	}
+}
+
+// FieldError is a validation error about one setting; Field is the name of
+// the matching command-line flag (without dashes).
+type FieldError struct {
+	// Field is the flag name, e.g. "alpha" for --alpha.
+	Field string
+	// Err says what is wrong with the value.
+	Err error
+}
+
+// Error implements error.
+func (e *FieldError) Error() string { return fmt.Sprintf("--%s: %v", e.Field, e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// fieldErrorf returns a *FieldError for field with a formatted message.
+func fieldErrorf(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// finite reports whether x is neither NaN nor infinite.
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// Validate checks every setting and returns a *FieldError naming the first
+// bad one. It does not touch the disk: a missing dataset is reported when
+// the run loads it.
+func (c *Config) Validate() error {
+	if strings.TrimSpace(c.Data) == "" {
+		return fieldErrorf("data", "a dataset name is required")
+	}
+	if _, err := models.Get(c.Model); err != nil {
+		return &FieldError{Field: "model", Err: err}
+	}
+	if err := sgt.ValidateAlpha(c.Alpha); err != nil {
+		return &FieldError{Field: "alpha", Err: err}
+	}
+	if err := sgt.ValidateLabelSmoothing(c.LabelSmoothing); err != nil {
+		return &FieldError{Field: "label-smoothing", Err: err}
+	}
+	if c.Epochs < 1 {
+		return fieldErrorf("epochs", "must be at least 1, got %d", c.Epochs)
+	}
+	if c.BatchSize < 1 {
+		return fieldErrorf("batch-size", "must be at least 1, got %d", c.BatchSize)
+	}
+	if c.EvalBatchSize < 0 {
+		return fieldErrorf("eval-batch-size", "must be >= 0, got %d", c.EvalBatchSize)
+	}
+	if !finite(c.LR) || c.LR <= 0 {
+		return fieldErrorf("lr", "must be a positive number, got %g", c.LR)
+	}
+	if !finite(c.Momentum) || c.Momentum < 0 || c.Momentum >= 1 {
+		return fieldErrorf("momentum", "must be in [0, 1), got %g", c.Momentum)
+	}
+	if !finite(c.WeightDecay) || c.WeightDecay < 0 {
+		return fieldErrorf("weight-decay", "must be >= 0, got %g", c.WeightDecay)
+	}
+	if !finite(c.ClipNorm) || c.ClipNorm < 0 {
+		return fieldErrorf("clip-norm", "must be >= 0 (0 disables it), got %g", c.ClipNorm)
+	}
+	if !finite(c.AGC) || c.AGC < 0 {
+		return fieldErrorf("agc", "must be >= 0 (0 disables it), got %g", c.AGC)
+	}
+	if c.ClipNorm > 0 && c.AGC > 0 {
+		return fieldErrorf("agc", "adaptive clipping and --clip-norm exclude each other; choose one")
+	}
+	if !finite(c.WarmupEpochs) || c.WarmupEpochs < 0 || c.WarmupEpochs >= float64(c.Epochs) {
+		return fieldErrorf("warmup-epochs", "must be in [0, epochs=%d), got %g", c.Epochs, c.WarmupEpochs)
+	}
+	if !finite(c.WarmupStartLR) || c.WarmupStartLR < 0 {
+		return fieldErrorf("warmup-start-lr", "must be >= 0, got %g", c.WarmupStartLR)
+	}
+	switch c.Schedule {
+	case ScheduleConstant, ScheduleCosine:
+		if len(c.Milestones) > 0 {
+			return fieldErrorf("milestones", "only used by --schedule %s, got --schedule %s", ScheduleStep, c.Schedule)
+		}
+	case ScheduleStep:
+		if _, err := NewSchedule(c.scheduleConfig(1)); err != nil {
+			return &FieldError{Field: "milestones", Err: err}
+		}
+	default:
+		return fieldErrorf("schedule", "unknown schedule %q (known: %s)", c.Schedule, strings.Join(ScheduleNames, ", "))
+	}
+	if _, err := augmentTransform(c.Augment, c.Data); err != nil {
+		return &FieldError{Field: "augment", Err: err}
+	}
+	if c.TrainSize < 0 {
+		return fieldErrorf("train-size", "must be >= 0 (0: all), got %d", c.TrainSize)
+	}
+	if c.TrainSize > 0 && c.TrainSize < c.BatchSize {
+		return fieldErrorf("train-size", "%d examples make no full batch of --batch-size %d", c.TrainSize, c.BatchSize)
+	}
+	if c.TestSize < 0 {
+		return fieldErrorf("test-size", "must be >= 0 (0: all), got %d", c.TestSize)
+	}
+	return nil
+}
+
+// Warnings returns notes about valid settings outside the paper's range.
+func (c *Config) Warnings() []string {
+	var w []string
+	if sgt.AlphaOutsidePaperRange(c.Alpha) {
+		w = append(w, fmt.Sprintf("alpha %g > 1 is outside the paper's range [0, 1]: it sharpens the tampered distribution instead of smoothing it", c.Alpha))
+	}
+	return w
+}
+
+// scheduleConfig returns the schedule settings for a run of stepsPerEpoch
+// steps per epoch.
+func (c *Config) scheduleConfig(stepsPerEpoch int) ScheduleConfig {
+	return ScheduleConfig{
+		Kind:          c.Schedule,
+		Peak:          c.LR,
+		Epochs:        c.Epochs,
+		StepsPerEpoch: stepsPerEpoch,
+		WarmupEpochs:  c.WarmupEpochs,
+		WarmupStart:   c.WarmupStartLR,
+		Milestones:    c.Milestones,
+	}
+}
+
+// Optimizer returns the run's optimizer as a chain of gradient transforms:
+// clipping (global norm or adaptive, on the raw gradients), weight decay,
+// momentum and the learning-rate step.
+func (c *Config) Optimizer() Chain {
+	var chain Chain
+	if c.ClipNorm > 0 {
+		chain = append(chain, ClipGlobalNorm{MaxNorm: c.ClipNorm})
+	}
+	if c.AGC > 0 {
+		chain = append(chain, AdaptiveClip{Clip: c.AGC, IncludeFinal: c.AGCFinal})
+	}
+	if c.WeightDecay > 0 {
+		chain = append(chain, WeightDecay{Rate: c.WeightDecay, ExemptVectors: c.ExemptVectors})
+	}
+	if c.Momentum > 0 {
+		chain = append(chain, Momentum{Mu: c.Momentum, Nesterov: c.Nesterov})
+	}
+	return append(chain, LearningRateStep{})
+}

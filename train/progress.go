@@ -1,0 +1,93 @@
+package train
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// progress reports a run's advance: on a terminal a single line rewritten in
+// place ("\r") with the step, the running loss and the throughput; otherwise
+// one line per epoch.
+type progress struct {
+	w              io.Writer
+	interactive    bool
+	epochs, steps  int
+	epoch          int
+	epochStart     time.Time
+	lastStep       time.Time
+	lastPrint      time.Time
+	lineOpen       bool
+	imagesPerStep  int
+	stepsThisEpoch int
+}
+
+// newProgress returns a reporter writing to w (nil: silent).
+func newProgress(w io.Writer, interactive bool, epochs, steps, batchSize int) *progress {
+	return &progress{w: w, interactive: interactive, epochs: epochs, steps: steps, imagesPerStep: batchSize}
+}
+
+// startEpoch marks the start of an epoch.
+func (p *progress) startEpoch(epoch int) {
+	p.epoch = epoch
+	p.epochStart = time.Now()
+	p.lastStep = p.epochStart
+	p.stepsThisEpoch = 0
+}
+
+// step records that step (counted from 1 in the epoch) finished, with the
+// running mean loss and accuracy of the epoch so far.
+func (p *progress) step(step int, loss, acc float64) {
+	now := time.Now()
+	p.lastStep = now
+	p.stepsThisEpoch = step
+	if p.w == nil || !p.interactive {
+		return
+	}
+	if step != p.steps && now.Sub(p.lastPrint) < 200*time.Millisecond {
+		return
+	}
+	p.lastPrint = now
+	secs := now.Sub(p.epochStart).Seconds()
+	rate := 0.0
+	if secs > 0 && p.imagesPerStep > 0 {
+		rate = float64(step*p.imagesPerStep) / secs
+	}
+	fmt.Fprintf(p.w, "\r\033[Kepoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  %.0f img/s",
+		p.epoch, p.epochs, step, p.steps, loss, 100*acc, rate)
+	p.lineOpen = true
+}
+
+// trainSeconds returns the time from the epoch's start to its last step.
+func (p *progress) trainSeconds() float64 {
+	s := p.lastStep.Sub(p.epochStart).Seconds()
+	if s <= 0 {
+		return 1e-9
+	}
+	return s
+}
+
+// endEpoch prints the epoch's metrics.
+func (p *progress) endEpoch(m EpochMetrics) {
+	if p.w == nil {
+		return
+	}
+	p.clearLine()
+	fmt.Fprintf(p.w, "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  %.1fs  %.0f img/s\n",
+		m.Epoch, p.epochs, m.LR, m.TrainLoss, 100*m.TrainAcc, m.TestLoss, 100*m.TestAcc, m.Seconds, m.ImagesPerSecond)
+}
+
+// abort ends an open progress line before an error is reported.
+func (p *progress) abort() {
+	if p.w != nil {
+		p.clearLine()
+	}
+}
+
+// clearLine erases the in-place progress line, if one is shown.
+func (p *progress) clearLine() {
+	if p.lineOpen {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.lineOpen = false
+	}
+}
