@@ -13,25 +13,23 @@ import (
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/backends/simplego"
+	_ "github.com/gomlx/gomlx/backends/simplego" // GoMLX's reference pure-Go backend, "go".
 	"github.com/gomlx/gomlx/backends/xla"
+
+	"github.com/sgt-dev/sgt/backend/cpu"
 )
 
 // EnvVar is the environment variable that selects a backend, as in GoMLX.
 const EnvVar = backends.ConfigEnvVar
 
 // defaultCPU is the name of the backend used when nothing else is asked for and
-// no XLA plugin is installed.
-var defaultCPU = simplego.BackendName
+// no XLA plugin is installed: our own CPU backend.
+const defaultCPU = cpu.BackendName
 
 func init() {
 	// Never download PJRT plugins: this tool must work offline and must not hang.
 	xla.EnableAutoInstall(false)
 }
-
-// SetDefaultCPU makes name the backend used when no backend is asked for and
-// no XLA plugin is installed. The CPU backend package calls it when it registers.
-func SetDefaultCPU(name string) { defaultCPU = name }
 
 // Names lists the registered backends.
 func Names() []string { return backends.List() }

@@ -17,6 +17,7 @@ func init() {
 		Name:        "mlp",
 		Description: "multilayer perceptron: flatten, dense 256, ReLU, dense (784-256-10 on MNIST: 203,530 parameters)",
 		Build:       MLP,
+		Features:    MLPFeatures,
 		InputShape:  []int{28, 28, 1},
 	})
 }
@@ -27,6 +28,14 @@ func init() {
 // initialised like PyTorch's nn.Linear: weights and biases uniform in
 // ±1/sqrt(fanIn). Variables live under the scopes "mlp/hidden" and "mlp/output".
 func MLP(ctx *context.Context, images *graph.Node, numClasses int) *graph.Node {
+	_, logits := MLPFeatures(ctx, images, numClasses)
+	return logits
+}
+
+// MLPFeatures builds the same network as MLP and returns, besides the
+// logits, its features: the hidden layer's activations after the ReLU
+// ([N, ParamMLPHidden]), the input of the output layer.
+func MLPFeatures(ctx *context.Context, images *graph.Node, numClasses int) (features, logits *graph.Node) {
 	if images.Rank() < 2 || !images.DType().IsFloat() {
 		panic(fmt.Errorf("model mlp: images must be float [N, ...], got %s", images.Shape()))
 	}
@@ -37,6 +46,6 @@ func MLP(ctx *context.Context, images *graph.Node, numClasses int) *graph.Node {
 	hidden := context.GetParamOr(ctx, ParamMLPHidden, 256)
 	batch := images.Shape().Dimensions[0]
 	x := graph.Reshape(images, batch, -1)
-	x = activations.Relu(dense(ctx.In("hidden"), x, hidden, 0))
-	return dense(ctx.In("output"), x, numClasses, 0)
+	features = activations.Relu(dense(ctx.In("hidden"), x, hidden, 0))
+	return features, dense(ctx.In("output"), features, numClasses, 0)
 }

@@ -1,7 +1,9 @@
 // Package models holds the registry of classifier architectures that sgt trains:
 // an MLP, CIFAR ResNets, ImageNet-style ResNets, SE-ResNets and their variants
 // without batch norm. Every model is a GoMLX function from a batch of images to
-// logits; its hyperparameters live in the GoMLX context.
+// logits; its hyperparameters live in the GoMLX context. Spec.Features builds
+// the same model and also returns the input of its final linear layer (the
+// pooled features of a ResNet, the hidden layer of the MLP).
 //
 // Registered models:
 //
@@ -47,6 +49,13 @@ import (
 // (batch norm, dropout) is read from the context (context.IsTraining).
 type BuildFunc func(ctx *context.Context, images *graph.Node, numClasses int) *graph.Node
 
+// FeaturesFunc builds, like a BuildFunc and with the same variables, a
+// model's logits [N, numClasses] together with its features: the input of
+// its final linear (classifier) layer, shape [N, F]. For the ResNets these
+// are the globally pooled activations, for the MLP the hidden layer's
+// activations after the ReLU.
+type FeaturesFunc func(ctx *context.Context, images *graph.Node, numClasses int) (features, logits *graph.Node)
+
 // Spec describes one registered model.
 type Spec struct {
 	// Name is the registry key, e.g. "resnet20".
@@ -55,6 +64,10 @@ type Spec struct {
 	Description string
 	// Build builds the model.
 	Build BuildFunc
+	// Features, when not nil, builds the same model (same variables, same
+	// logits) and also returns its features; see FeaturesFunc. Every
+	// registered model has it.
+	Features FeaturesFunc
 	// InputShape is the model's usual input image shape [Height, Width,
 	// Channels], e.g. [32, 32, 3] for the CIFAR ResNets. Models accept other
 	// sizes too (the MLP only the size it was built with).

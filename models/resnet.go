@@ -85,8 +85,9 @@ func (cfg resnetConfig) block(ctx *context.Context, x *graph.Node, planes, strid
 	return activations.Relu(graph.Add(y, shortcut))
 }
 
-// build returns the logits of the network for images [N, H, W, C].
-func (cfg resnetConfig) build(name string, ctx *context.Context, images *graph.Node, numClasses int) *graph.Node {
+// build returns the pooled features (the output of the global average pool,
+// [N, channels]) and the logits of the network for images [N, H, W, C].
+func (cfg resnetConfig) build(name string, ctx *context.Context, images *graph.Node, numClasses int) (features, logits *graph.Node) {
 	checkImages(name, images, numClasses)
 	ctx = ctx.In("resnet")
 	x := images
@@ -112,13 +113,13 @@ func (cfg resnetConfig) build(name string, ctx *context.Context, images *graph.N
 			x = cfg.block(ctx.Inf("stage%d", stage+1).Inf("block%d", i+1), x, widths[stage], stride)
 		}
 	}
-	x = globalAvgPool(x)
+	features = globalAvgPool(x)
 	fcStd := 0.0 // PyTorch's default nn.Linear initialisation, as in torchvision.
 	if cfg.cifar {
 		// Kaiming-normal with fan-in, as the CIFAR ResNet of the peer benchmark.
-		fcStd = kaimingNormalStd(x.Shape().Dimensions[1])
+		fcStd = kaimingNormalStd(features.Shape().Dimensions[1])
 	}
-	return dense(ctx.In("fc"), x, numClasses, fcStd)
+	return features, dense(ctx.In("fc"), features, numClasses, fcStd)
 }
 
 func init() {
@@ -176,6 +177,10 @@ func register(name, desc string, cfg resnetConfig, inputShape []int, smallStem b
 		Name:        name,
 		Description: desc,
 		Build: func(ctx *context.Context, images *graph.Node, numClasses int) *graph.Node {
+			_, logits := cfg.build(name, ctx, images, numClasses)
+			return logits
+		},
+		Features: func(ctx *context.Context, images *graph.Node, numClasses int) (features, logits *graph.Node) {
 			return cfg.build(name, ctx, images, numClasses)
 		},
 		InputShape: inputShape,

@@ -226,6 +226,9 @@ func (t *trainer) restoreLatest() error {
 		return err
 	}
 	if len(epochs) == 0 {
+		if err := trimFilterNorms(filepath.Join(t.opts.Out, FilterNormsFile), -1); err != nil {
+			return err
+		}
 		return writeJSONAtomic(filepath.Join(t.opts.Out, ConfigFile), t.record)
 	}
 	path := filepath.Join(t.opts.Out, checkpointDir, checkpointName(epochs[len(epochs)-1]))
@@ -283,8 +286,11 @@ func (t *trainer) restoreLatest() error {
 	t.history = slices.Clone(h.History)
 	t.bestAcc, t.bestEpoch = h.BestAcc, h.BestEpoch
 	t.priorSeconds = h.Seconds
-	// Bring metrics.csv back in line with the checkpoint (a kill between
-	// the two writes may have left one more row).
+	// Bring metrics.csv and filter_norms.csv back in line with the
+	// checkpoint (a kill after the checkpoint may have left more rows).
+	if err := trimFilterNorms(filepath.Join(t.opts.Out, FilterNormsFile), t.step); err != nil {
+		return err
+	}
 	return WriteFileAtomic(filepath.Join(t.opts.Out, MetricsFile), formatMetricsCSV(t.history))
 }
 

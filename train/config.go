@@ -9,19 +9,26 @@ package train
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/sgt-dev/sgt"
+	"github.com/sgt-dev/sgt/data"
 	"github.com/sgt-dev/sgt/models"
 )
 
 // Config holds every setting of a training run. Its JSON form is recorded in
 // config.json.
 type Config struct {
-	// Data is the dataset name ("mnist", "fashion-mnist", ...) and DataDir
-	// the directory to read it from ("" for the default location).
+	// Data is the dataset name: one of data.Names() ("mnist",
+	// "fashion-mnist", "cifar10", "cifar100") or DataImageFolder. DataDir is
+	// the directory to read it from ("" for the default location; required
+	// for an image folder, where it holds the train and val folders).
 	Data    string `json:"data"`
 	DataDir string `json:"data_dir"`
+	// ImageSize is the side of the square images an image folder is cropped
+	// and resized to (0: 224). Only used with DataImageFolder.
+	ImageSize int `json:"image_size"`
 	// Model is a registered model name (see models.Names).
 	Model string `json:"model"`
 	// Alpha is the SGT exponent of the backward pass (1: plain training).
@@ -71,13 +78,60 @@ type Config struct {
 	// TrainSize and TestSize limit the number of examples used (0: all).
 	TrainSize int `json:"train_size"`
 	TestSize  int `json:"test_size"`
+	// TrainEvalSize is the number of training examples (the first ones of
+	// the training set used) evaluated after every epoch without
+	// augmentation and in inference mode, giving train_eval_loss,
+	// train_eval_acc and the generalisation gap. 0 disables this pass; a
+	// number above the training set's size means all of it.
+	TrainEvalSize int `json:"train_eval_size"`
+	// ZeroThreshold is the absolute threshold below which a convolution
+	// filter's weight L2 norm, or a pooled feature's mean absolute
+	// activation over the test set, counts as zeroed out.
+	ZeroThreshold float64 `json:"zero_threshold"`
+	// FilterNormsEvery is the cadence, in optimizer steps, at which the
+	// weight L2 norm of every convolution filter is appended to
+	// filter_norms.csv: N > 0 every N steps, FilterNormsEpoch (-1) at the
+	// end of every epoch, 0 never. The initial norms (step 0) are recorded
+	// too whenever it is not 0.
+	FilterNormsEvery int `json:"filter_norms_every"`
 	// Backend is the requested GoMLX backend ("" for the automatic choice).
 	Backend string `json:"backend"`
+	// Recipe names the recipe the settings started from ("" for none); see
+	// LookupRecipe. It is recorded, not interpreted.
+	Recipe string `json:"recipe,omitempty"`
 }
+
+// DataImageFolder is the Config.Data value of an image folder dataset
+// (DataDir/train/<class>/*.jpg and DataDir/val/<class>/*.jpg), read with the
+// data package's ImageFolder.
+const DataImageFolder = "imagefolder"
+
+// DataNames returns the accepted Config.Data values, sorted.
+func DataNames() []string {
+	names := append(data.Names(), DataImageFolder)
+	slices.Sort(names)
+	return names
+}
+
+// FilterNormsEpoch is the Config.FilterNormsEvery value that records the
+// filter norms at the end of every epoch.
+const FilterNormsEpoch = -1
+
+// Defaults of the measurement settings.
+const (
+	// DefaultTrainEvalSize is the default Config.TrainEvalSize.
+	DefaultTrainEvalSize = 10000
+	// DefaultZeroThreshold is the default Config.ZeroThreshold: a filter
+	// whose norm fell from its initial ~1 (Kaiming initialisation) below
+	// 1e-3 has been driven to zero by weight decay.
+	DefaultZeroThreshold = 1e-3
+)
 
 // DefaultConfig returns the defaults of "sgt train": MNIST, the MLP, plain
 // training (alpha 1), 1 epoch of batches of 128, SGD with lr 0.1, Nesterov
-// momentum 0.9, weight decay 5e-4 and a cosine schedule.
+// momentum 0.9, weight decay 5e-4 and a cosine schedule; a clean evaluation
+// of 10000 training examples per epoch, filter norms once per epoch and a
+// zero threshold of 1e-3.
 func DefaultConfig() Config {
 	return Config{
 		Data:        "mnist",
@@ -92,6 +146,10 @@ func DefaultConfig() Config {
 		Schedule:    ScheduleCosine,
 		Augment:     AugmentAuto,
 		Seed:        1,
+
+		TrainEvalSize:    DefaultTrainEvalSize,
+		ZeroThreshold:    DefaultZeroThreshold,
+		FilterNormsEvery: FilterNormsEpoch,
 	}
 }
 
@@ -124,6 +182,15 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 func (c *Config) Validate() error {
 	if strings.TrimSpace(c.Data) == "" {
 		return fieldErrorf("data", "a dataset name is required")
+	}
+	if !slices.Contains(DataNames(), c.Data) {
+		return fieldErrorf("data", "unknown dataset %q (known: %s)", c.Data, strings.Join(DataNames(), ", "))
+	}
+	if c.ImageSize < 0 {
+		return fieldErrorf("image-size", "must be >= 0 (0: 224), got %d", c.ImageSize)
+	}
+	if c.ImageSize > 0 && c.Data != DataImageFolder {
+		return fieldErrorf("image-size", "only applies to --data %s, not to --data %s (whose images have a fixed size)", DataImageFolder, c.Data)
 	}
 	if _, err := models.Get(c.Model); err != nil {
 		return &FieldError{Field: "model", Err: err}
@@ -179,7 +246,7 @@ func (c *Config) Validate() error {
 	default:
 		return fieldErrorf("schedule", "unknown schedule %q (known: %s)", c.Schedule, strings.Join(ScheduleNames, ", "))
 	}
-	if _, err := augmentTransform(c.Augment, c.Data); err != nil {
+	if _, err := augmentTransform(c.Augment, c.Data, c.ImageSize); err != nil {
 		return &FieldError{Field: "augment", Err: err}
 	}
 	if c.TrainSize < 0 {
@@ -190,6 +257,15 @@ func (c *Config) Validate() error {
 	}
 	if c.TestSize < 0 {
 		return fieldErrorf("test-size", "must be >= 0 (0: all), got %d", c.TestSize)
+	}
+	if c.TrainEvalSize < 0 {
+		return fieldErrorf("train-eval-size", "must be >= 0 (0: off), got %d", c.TrainEvalSize)
+	}
+	if !finite(c.ZeroThreshold) || c.ZeroThreshold < 0 {
+		return fieldErrorf("zero-threshold", "must be a number >= 0, got %g", c.ZeroThreshold)
+	}
+	if c.FilterNormsEvery < FilterNormsEpoch {
+		return fieldErrorf("filter-norms-every", "must be a number of steps > 0, 0 (off) or %d (every epoch), got %d", FilterNormsEpoch, c.FilterNormsEvery)
 	}
 	return nil
 }

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -86,9 +86,13 @@ type trainer struct {
 	optimizer  Chain
 
 	train, test *split
-	numClasses  int
-	transform   data.Transform
-	evalBatches *data.Batcher
+	// trainEval is the fixed training subset evaluated after every epoch
+	// (nil when Config.TrainEvalSize is 0).
+	trainEval  *split
+	numClasses int
+	// top5 tells whether the top-5 test accuracy is measured.
+	top5      bool
+	transform data.Transform
 
 	ctx                 *context.Context
 	trainExec, evalExec *context.Exec
@@ -112,16 +116,29 @@ type trainer struct {
 
 // Run trains a model as cfg says and returns the summary of the run. With
 // opts.Out set it records the run there (config.json, metrics.csv after
-// every epoch, summary.json at the end, and checkpoints); a directory that
-// holds a finished run is refused unless opts.Force is set. With
-// opts.Resume it continues the unfinished run in opts.Out instead, ignoring
-// cfg.
+// every epoch, filter_norms.csv, summary.json at the end, and checkpoints);
+// a directory that holds a finished run is refused unless opts.Force is
+// set. With opts.Resume it continues the unfinished run in opts.Out
+// instead, ignoring cfg.
 //
 // The same configuration on the same machine and backend gives the same
 // numbers: the weights, the model's random numbers and the data order all
-// derive from cfg.Seed.
+// derive from cfg.Seed. A NaN or infinite loss stops the run with an error
+// wrapping ErrDiverged; the checkpoint of the last completed epoch stays.
 func Run(cfg Config, opts Options) (*Summary, error) {
 	start := time.Now()
+	t, err := setup(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	return t.loop(start)
+}
+
+// setup prepares a run: it validates the settings (read from config.json
+// when resuming), loads the data, builds the model, prepares the run
+// directory and restores the last checkpoint or initialises the weights.
+func setup(cfg Config, opts Options) (_ *trainer, err error) {
 	if opts.Resume {
 		if opts.Out == "" {
 			return nil, &FieldError{Field: "resume", Err: errors.New("needs the run directory (--out)")}
@@ -149,7 +166,11 @@ func Run(cfg Config, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer t.close()
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
 	if opts.Out != "" && !opts.Resume {
 		if err := prepareRunDir(opts.Out, opts.Force); err != nil {
 			return nil, err
@@ -164,7 +185,12 @@ func Run(cfg Config, opts Options) (*Summary, error) {
 			return nil, err
 		}
 	}
-	return t.loop(start)
+	if t.step == 0 {
+		if err := t.initialize(); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }
 
 // close releases the compiled steps, the variables and the backend.
@@ -185,31 +211,37 @@ func (t *trainer) close() {
 
 // newTrainer loads the data, creates the backend, the model's context and
 // the compiled steps.
-func newTrainer(cfg Config, opts Options) (*trainer, error) {
+func newTrainer(cfg Config, opts Options) (_ *trainer, err error) {
 	t := &trainer{cfg: cfg, opts: opts, optimizer: cfg.Optimizer()}
-	var err error
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
 	if t.spec, err = models.Get(cfg.Model); err != nil {
 		return nil, &FieldError{Field: "model", Err: err}
 	}
-	if t.train, err = loadSplit(cfg.Data, cfg.DataDir, "train", cfg.TrainSize); err != nil {
+	if t.train, err = loadSplit(&cfg, data.SplitTrain, cfg.TrainSize); err != nil {
 		return nil, err
 	}
-	if t.test, err = loadSplit(cfg.Data, cfg.DataDir, "test", cfg.TestSize); err != nil {
+	if t.test, err = loadSplit(&cfg, data.SplitTest, cfg.TestSize); err != nil {
 		return nil, err
 	}
 	if t.train.n < cfg.BatchSize {
 		return nil, fieldErrorf("batch-size", "%d is larger than the %d training examples", cfg.BatchSize, t.train.n)
 	}
 	if !t.train.sameShape(t.test) {
-		return nil, fmt.Errorf("dataset %s: train and test images differ in shape (%v vs %v)", cfg.Data, t.train.dims(1), t.test.dims(1))
+		return nil, fmt.Errorf("dataset %s: train and test images differ in shape (%v vs %v; files %s and %s)",
+			cfg.Data, t.train.dims(1)[1:], t.test.dims(1)[1:], strings.Join(t.train.sources, ", "), strings.Join(t.test.sources, ", "))
+	}
+	if cfg.TrainEvalSize > 0 {
+		t.trainEval = t.train.subset(cfg.TrainEvalSize)
 	}
 	t.numClasses = max(t.train.numClasses, t.test.numClasses)
+	t.top5 = t.numClasses >= 100
 	t.stepsPerEpoch = t.train.n / cfg.BatchSize
-	if t.transform, err = augmentTransform(cfg.Augment, cfg.Data); err != nil {
+	if t.transform, err = augmentTransform(cfg.Augment, cfg.Data, cfg.ImageSize); err != nil {
 		return nil, &FieldError{Field: "augment", Err: err}
-	}
-	if t.evalBatches, err = t.test.evalBatcher(cfg.EvalBatchSize); err != nil {
-		return nil, err
 	}
 	if t.schedule, err = NewSchedule(cfg.scheduleConfig(t.stepsPerEpoch)); err != nil {
 		return nil, &FieldError{Field: "schedule", Err: err}
@@ -252,7 +284,58 @@ func newTrainer(cfg Config, opts Options) (*trainer, error) {
 		Started:       time.Now().UTC().Format(time.RFC3339),
 		Warnings:      cfg.Warnings(),
 	}
+	if t.trainEval != nil {
+		t.record.TrainEvalExamples = t.trainEval.n
+	}
 	return t, nil
+}
+
+// initialize prepares a run at step 0: it compiles the train step and
+// initialises the weights (as the first step would), so that the initial
+// filter norms can be recorded.
+func (t *trainer) initialize() error {
+	bs := t.cfg.BatchSize
+	err := graphResult("initialising the model", func() error {
+		images := tensors.FromShape(shapes.Make(dtypes.Float32, t.train.dims(bs)...))
+		labels := tensors.FromShape(shapes.Make(dtypes.Int32, bs))
+		defer func() { _, _ = images.FinalizeAll(), labels.FinalizeAll() }()
+		if err := t.trainExec.PreCompile(images, labels, float32(0)); err != nil {
+			return err
+		}
+		return t.ctx.InitializeVariables(t.backend, nil)
+	})
+	if err != nil {
+		return err
+	}
+	return t.recordFilterNorms(nil)
+}
+
+// filterNormsPath returns the path of filter_norms.csv, or "" when the run
+// does not record filter norms.
+func (t *trainer) filterNormsPath() string {
+	if t.opts.Out == "" || t.cfg.FilterNormsEvery == 0 {
+		return ""
+	}
+	return filepath.Join(t.opts.Out, FilterNormsFile)
+}
+
+// recordFilterNorms appends the current filter norms (computed now when
+// layers is nil) to filter_norms.csv, if the run records them.
+func (t *trainer) recordFilterNorms(layers []layerNorms) error {
+	path := t.filterNormsPath()
+	if path == "" {
+		return nil
+	}
+	if layers == nil {
+		var err error
+		if layers, err = convFilterNorms(t.ctx); err != nil {
+			return err
+		}
+	}
+	if len(layers) == 0 {
+		return nil // no convolution layers
+	}
+	return appendFilterNorms(path, t.step, layers)
 }
 
 // probeModel builds the model's logits for a batch of the given shape on a
@@ -326,15 +409,44 @@ func (t *trainer) trainStepGraph(ctx *context.Context, images, labels, lr *graph
 	return loss, countCorrect(logits, labels)
 }
 
-// evalStepGraph builds the evaluation of one batch in inference mode: it
-// returns the summed loss and the number of correct predictions.
-func (t *trainer) evalStepGraph(ctx *context.Context, images, labels *graph.Node) (lossSum, correct *graph.Node) {
+// Outputs of the eval step, in order; evalFeatureAbs is there only for
+// models that expose their features.
+const (
+	evalLossSum = iota
+	evalCorrect
+	evalTop5
+	evalLogitNorm
+	evalFeatureAbs
+)
+
+// evalStepGraph builds the evaluation of one batch in inference mode. It
+// returns (see the eval* constants) the summed loss, the number of correct
+// predictions, the number of labels among the 5 highest logits, the summed
+// L2 norms of the logit vectors and, when the model exposes its features,
+// their summed absolute values per feature.
+func (t *trainer) evalStepGraph(ctx *context.Context, images, labels *graph.Node) []*graph.Node {
 	g := images.Graph()
 	ctx.SetTraining(g, false)
-	logits := t.spec.Build(ctx, images, t.numClasses)
+	var features, logits *graph.Node
+	if t.spec.Features != nil {
+		features, logits = t.spec.Features(ctx, images, t.numClasses)
+	} else {
+		logits = t.spec.Build(ctx, images, t.numClasses)
+	}
 	loss := sgt.CrossEntropyLoss(logits, labels, t.cfg.Alpha, t.cfg.LabelSmoothing)
 	n := images.Shape().Dimensions[0]
-	return graph.MulScalar(loss, float64(n)), countCorrect(logits, labels)
+	z := graph.ConvertDType(logits, dtypes.Float32)
+	outs := []*graph.Node{
+		evalLossSum:   graph.ConvertDType(graph.MulScalar(loss, float64(n)), dtypes.Float32),
+		evalCorrect:   countCorrect(logits, labels),
+		evalTop5:      countTopK(z, labels, 5),
+		evalLogitNorm: graph.ReduceAllSum(graph.Sqrt(graph.ReduceSum(graph.Square(z), -1))),
+	}
+	if features != nil {
+		f := graph.ConvertDType(features, dtypes.Float32)
+		outs = append(outs, graph.ReduceSum(graph.Abs(f), 0))
+	}
+	return outs
 }
 
 // countCorrect returns the number of rows of logits whose arg-max is the
@@ -343,6 +455,19 @@ func countCorrect(logits, labels *graph.Node) *graph.Node {
 	pred := graph.ArgMax(logits, -1, labels.DType())
 	hits := graph.ConvertDType(graph.Equal(pred, labels), dtypes.Float32)
 	return graph.ReduceAllSum(hits)
+}
+
+// countTopK returns the number of rows of logits [N, C] in which fewer
+// than k logits exceed the label's, i.e. the label is among the k highest
+// (ties counted in its favour), as a float32 scalar.
+func countTopK(logits, labels *graph.Node, k int) *graph.Node {
+	dims := logits.Shape().Dimensions
+	onehot := graph.OneHot(labels, dims[1], logits.DType())
+	target := graph.ReduceSum(graph.Mul(logits, onehot), -1)
+	target = graph.BroadcastToDims(graph.ExpandAxes(target, -1), dims...)
+	above := graph.ReduceSum(graph.ConvertDType(graph.GreaterThan(logits, target), dtypes.Float32), -1)
+	hits := graph.LessThan(above, graph.Scalar(logits.Graph(), dtypes.Float32, k))
+	return graph.ReduceAllSum(graph.ConvertDType(hits, dtypes.Float32))
 }
 
 // scalar returns the float64 value of a scalar tensor and frees it.
@@ -377,6 +502,25 @@ func runStep(exec *context.Exec, what string, args ...any) (a, b float64, err er
 	return a, b, err
 }
 
+// diverged returns the error that stops a run whose loss (what, at where)
+// became value, saying what stays of the run.
+func (t *trainer) diverged(where, what string, value float64) error {
+	var kept string
+	switch {
+	case t.opts.Out == "":
+		kept = "nothing is recorded (no run directory)"
+	case t.opts.KeepCheckpoints < 0:
+		kept = "no checkpoint is kept (checkpoints are disabled)"
+	case t.epoch == 0:
+		kept = "there is no checkpoint yet (no epoch finished)"
+	default:
+		kept = fmt.Sprintf("the last good checkpoint, of epoch %d, stays in %s", t.epoch,
+			filepath.Join(t.opts.Out, checkpointDir, checkpointName(t.epoch)))
+	}
+	return fmt.Errorf("%s: %s is %v: %w; the run stops and %s (try a smaller --lr, a longer --warmup-epochs or --clip-norm)",
+		where, what, value, ErrDiverged, kept)
+}
+
 // loop runs the remaining epochs and writes the records.
 func (t *trainer) loop(start time.Time) (*Summary, error) {
 	bs := t.cfg.BatchSize
@@ -399,17 +543,19 @@ func (t *trainer) loop(start time.Time) (*Summary, error) {
 		return nil, err
 	}
 	defer func() { _ = loader.Close() }()
+	every := t.cfg.FilterNormsEvery
 	for t.epoch < t.cfg.Epochs {
 		if t.opts.StopAfterEpochs > 0 && t.epoch >= t.opts.StopAfterEpochs {
 			return nil, fmt.Errorf("after epoch %d: %w", t.epoch, ErrStopped)
 		}
 		epochStart := time.Now()
+		waitStart := loader.Stats().Wait
 		epoch := t.epoch + 1
 		var lossSum, correctSum, lrSum float64
 		prog.startEpoch(epoch)
 		steps := 0
 		for {
-			images, labels, err := t.train.nextTrainBatch(loader)
+			images, labels, err := t.train.nextBatch(loader, "training batches")
 			if errors.Is(err, io.EOF) {
 				break
 			}
@@ -421,12 +567,14 @@ func (t *trainer) loop(start time.Time) (*Summary, error) {
 			}
 			lr := t.schedule.LR(t.step)
 			lrSum += lr
-			loss, correct, err := runStep(t.trainExec, fmt.Sprintf("epoch %d step %d", epoch, steps+1), images, labels, float32(lr))
+			where := fmt.Sprintf("epoch %d step %d", epoch, steps+1)
+			loss, correct, err := runStep(t.trainExec, where, images, labels, float32(lr))
+			_, _ = images.FinalizeAll(), labels.FinalizeAll()
 			if err != nil {
 				return nil, err
 			}
-			if math.IsNaN(loss) || math.IsInf(loss, 0) {
-				return nil, fmt.Errorf("epoch %d step %d: loss is %v: %w (try a smaller --lr or enable --clip-norm)", epoch, steps+1, loss, ErrDiverged)
+			if !finite(loss) {
+				return nil, t.diverged(where, "the training loss", loss)
 			}
 			if err := t.checkRestored(); err != nil {
 				return nil, err
@@ -436,29 +584,31 @@ func (t *trainer) loop(start time.Time) (*Summary, error) {
 			lossSum += loss
 			correctSum += correct
 			prog.step(steps, lossSum/float64(steps), correctSum/float64(steps*bs))
+			if every > 0 && t.step%every == 0 {
+				if err := t.recordFilterNorms(nil); err != nil {
+					return nil, err
+				}
+			}
 		}
 		if steps != t.stepsPerEpoch {
 			return nil, fmt.Errorf("epoch %d: the data loader gave %d batches, want %d", epoch, steps, t.stepsPerEpoch)
 		}
-		testLoss, testAcc, err := t.evaluate()
+		trainSecs := prog.trainSeconds()
+		waited := (loader.Stats().Wait - waitStart).Seconds()
+		m, err := t.measure(epoch)
 		if err != nil {
 			return nil, err
 		}
-		secs := time.Since(epochStart).Seconds()
-		m := EpochMetrics{
-			Epoch:           epoch,
-			LR:              lrSum / float64(steps),
-			TrainLoss:       lossSum / float64(steps),
-			TrainAcc:        correctSum / float64(steps*bs),
-			TestLoss:        testLoss,
-			TestAcc:         testAcc,
-			Seconds:         secs,
-			ImagesPerSecond: float64(steps*bs) / prog.trainSeconds(),
-		}
+		m.LR = lrSum / float64(steps)
+		m.TrainLoss = lossSum / float64(steps)
+		m.TrainAcc = correctSum / float64(steps*bs)
+		m.DataWaitShare = min(waited/trainSecs, 1)
+		m.Seconds = time.Since(epochStart).Seconds()
+		m.ImagesPerSecond = float64(steps*bs) / trainSecs
 		t.epoch = epoch
 		t.history = append(t.history, m)
-		if epoch == 1 || testAcc > t.bestAcc {
-			t.bestAcc, t.bestEpoch = testAcc, epoch
+		if epoch == 1 || m.TestAcc > t.bestAcc {
+			t.bestAcc, t.bestEpoch = m.TestAcc, epoch
 		}
 		prog.endEpoch(m)
 		if t.opts.OnEpoch != nil {
@@ -490,34 +640,116 @@ func (t *trainer) loop(start time.Time) (*Summary, error) {
 	return sum, nil
 }
 
-// evaluate runs the test set in inference mode and returns the mean loss and
-// the accuracy.
-func (t *trainer) evaluate() (loss, acc float64, err error) {
-	b := t.evalBatches
-	b.SetEpoch(0)
-	images := make([]float32, b.ImagesLen())
-	labels := make([]int32, b.BatchSize())
-	var lossSum, correctSum float64
-	seen := 0
+// measure makes the end-of-epoch measurements: the test set, the training
+// subset, the filter norms (recorded in filter_norms.csv at the end of
+// every epoch when so configured) and the zeroed-out filters and features.
+// A non-finite evaluation loss stops the run before anything of the epoch
+// is recorded.
+func (t *trainer) measure(epoch int) (EpochMetrics, error) {
+	m := unmeasured()
+	m.Epoch = epoch
+	test, err := t.evaluate(t.test, "test")
+	if err != nil {
+		return m, err
+	}
+	where := fmt.Sprintf("epoch %d evaluation", epoch)
+	if !finite(test.loss) {
+		return m, t.diverged(where, "the test loss", test.loss)
+	}
+	m.TestLoss, m.TestAcc, m.LogitNorm = test.loss, test.acc, test.logitNorm
+	if t.top5 {
+		m.TestTop5 = test.top5
+	}
+	if test.featureAbs != nil {
+		m.Features = len(test.featureAbs)
+		for _, s := range test.featureAbs {
+			if s/float64(test.n) < t.cfg.ZeroThreshold {
+				m.ZeroedFeatures++
+			}
+		}
+	}
+	if t.trainEval != nil {
+		tr, err := t.evaluate(t.trainEval, "training-set")
+		if err != nil {
+			return m, err
+		}
+		if !finite(tr.loss) {
+			return m, t.diverged(where, "the training-set evaluation loss", tr.loss)
+		}
+		m.TrainEvalLoss, m.TrainEvalAcc = tr.loss, tr.acc
+		m.Gap = tr.acc - test.acc
+	}
+	layers, err := convFilterNorms(t.ctx)
+	if err != nil {
+		return m, err
+	}
+	m.ZeroedFilters, m.Filters = countBelow(layers, t.cfg.ZeroThreshold)
+	if t.cfg.FilterNormsEvery == FilterNormsEpoch {
+		if err := t.recordFilterNorms(layers); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
+}
+
+// evalResult is what an evaluation pass measured.
+type evalResult struct {
+	// n is the number of examples.
+	n int
+	// loss is the mean loss, acc the top-1 and top5 the top-5 accuracy,
+	// logitNorm the mean L2 norm of the logit vectors.
+	loss, acc, top5, logitNorm float64
+	// featureAbs holds the summed absolute activation of each feature (nil
+	// when the model does not expose its features).
+	featureAbs []float64
+}
+
+// evaluate runs the split in inference mode, without augmentation; what
+// names it in errors.
+func (t *trainer) evaluate(s *split, what string) (*evalResult, error) {
+	l, err := s.evalLoader(t.cfg.EvalBatchSize)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = l.Close() }()
+	r := &evalResult{}
+	var sums [evalFeatureAbs]float64
 	for {
-		n, err := b.Next(images, labels)
+		images, labels, err := s.nextBatch(l, what+" evaluation")
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return 0, 0, fmt.Errorf("evaluation: %w", err)
+			return nil, err
 		}
-		x, y := t.test.batchTensors(images, labels, n)
-		l, c, err := runStep(t.evalExec, fmt.Sprintf("evaluating test examples %d-%d", seen, seen+n-1), x, y)
+		n := images.Shape().Dimensions[0]
+		err = graphResult(fmt.Sprintf("evaluating %s examples %d-%d", what, r.n, r.n+n-1), func() error {
+			defer func() { _, _ = images.FinalizeAll(), labels.FinalizeAll() }()
+			out, err := t.evalExec.Exec(images, labels)
+			if err != nil {
+				return err
+			}
+			for i := range sums {
+				v, err := scalar(out[i])
+				if err != nil {
+					return err
+				}
+				sums[i] += v
+			}
+			if len(out) > evalFeatureAbs {
+				r.featureAbs, err = accumulate(r.featureAbs, out[evalFeatureAbs])
+			}
+			return err
+		})
 		if err != nil {
-			return 0, 0, err
+			return nil, err
 		}
-		lossSum += l
-		correctSum += c
-		seen += n
+		r.n += n
 	}
-	if seen != t.test.n {
-		return 0, 0, fmt.Errorf("evaluation saw %d of the %d test examples", seen, t.test.n)
+	if r.n != s.n {
+		return nil, fmt.Errorf("%s evaluation saw %d of its %d examples", what, r.n, s.n)
 	}
-	return lossSum / float64(seen), correctSum / float64(seen), nil
+	nf := float64(r.n)
+	r.loss, r.acc, r.top5, r.logitNorm = sums[evalLossSum]/nf, sums[evalCorrect]/nf, sums[evalTop5]/nf, sums[evalLogitNorm]/nf
+	return r, nil
 }

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"io"
+	"math"
 	"time"
 )
 
@@ -73,8 +74,18 @@ func (p *progress) endEpoch(m EpochMetrics) {
 		return
 	}
 	p.clearLine()
-	fmt.Fprintf(p.w, "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  %.1fs  %.0f img/s\n",
-		m.Epoch, p.epochs, m.LR, m.TrainLoss, 100*m.TrainAcc, m.TestLoss, 100*m.TestAcc, m.Seconds, m.ImagesPerSecond)
+	fmt.Fprintf(p.w, "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%", m.Epoch, p.epochs, m.LR, m.TrainLoss, 100*m.TrainAcc)
+	if !math.IsNaN(m.TrainEvalAcc) {
+		fmt.Fprintf(p.w, "  train-eval acc %.2f%%", 100*m.TrainEvalAcc)
+	}
+	fmt.Fprintf(p.w, "  test loss %.4f acc %.2f%%", m.TestLoss, 100*m.TestAcc)
+	if !math.IsNaN(m.TestTop5) {
+		fmt.Fprintf(p.w, " top-5 %.2f%%", 100*m.TestTop5)
+	}
+	if m.Filters > 0 {
+		fmt.Fprintf(p.w, "  zeroed filters %d/%d", m.ZeroedFilters, m.Filters)
+	}
+	fmt.Fprintf(p.w, "  %.1fs  %.0f img/s  data wait %.0f%%\n", m.Seconds, m.ImagesPerSecond, 100*m.DataWaitShare)
 }
 
 // abort ends an open progress line before an error is reported.

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
-	"strings"
 )
 
 // Names of the files of a run directory.
@@ -18,10 +16,10 @@ const (
 	ConfigFile  = "config.json"
 	MetricsFile = "metrics.csv"
 	SummaryFile = "summary.json"
+	// FilterNormsFile holds the per-filter weight norms of the convolution
+	// layers over the run (see Config.FilterNormsEvery).
+	FilterNormsFile = "filter_norms.csv"
 )
-
-// MetricsColumns are the columns of metrics.csv, in order.
-var MetricsColumns = []string{"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_second"}
 
 // ErrFinishedRun is returned (wrapped) when the output directory already
 // holds a finished run and overwriting was not allowed.
@@ -161,7 +159,7 @@ func prepareRunDir(dir string, force bool) error {
 		return err
 	}
 	if state != RunNone {
-		for _, name := range []string{SummaryFile, MetricsFile, ConfigFile} {
+		for _, name := range []string{SummaryFile, MetricsFile, ConfigFile, FilterNormsFile} {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("clearing output directory: %w", err)
 			}
@@ -226,6 +224,9 @@ type RunRecord struct {
 	// TrainExamples and TestExamples count the examples used.
 	TrainExamples int `json:"train_examples"`
 	TestExamples  int `json:"test_examples"`
+	// TrainEvalExamples counts the training examples evaluated cleanly
+	// after every epoch (0: none; see Config.TrainEvalSize).
+	TrainEvalExamples int `json:"train_eval_examples"`
 	// StepsPerEpoch is the number of optimizer steps in one epoch.
 	StepsPerEpoch int `json:"steps_per_epoch"`
 	// Parameters counts the model's trainable parameters.
@@ -236,79 +237,6 @@ type RunRecord struct {
 	Started string `json:"started"`
 	// Warnings lists settings outside the paper's range and similar notes.
 	Warnings []string `json:"warnings,omitempty"`
-}
-
-// EpochMetrics is one row of metrics.csv.
-type EpochMetrics struct {
-	// Epoch counts from 1.
-	Epoch int `json:"epoch"`
-	// LR is the mean learning rate of the epoch's steps.
-	LR float64 `json:"lr"`
-	// TrainLoss and TrainAcc are running means over the epoch's training
-	// batches (with the weights of the moment, in training mode).
-	TrainLoss float64 `json:"train_loss"`
-	TrainAcc  float64 `json:"train_acc"`
-	// TestLoss and TestAcc are measured on the whole test set after the
-	// epoch, in inference mode. The loss includes label smoothing, so that it
-	// is comparable with TrainLoss.
-	TestLoss float64 `json:"test_loss"`
-	TestAcc  float64 `json:"test_acc"`
-	// Seconds is the epoch's wall-clock time, training and evaluation.
-	Seconds float64 `json:"seconds"`
-	// ImagesPerSecond is the training throughput of the epoch.
-	ImagesPerSecond float64 `json:"images_per_second"`
-}
-
-// csvRow formats m as a metrics.csv row (without newline).
-func (m EpochMetrics) csvRow() string {
-	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
-	return strings.Join([]string{
-		strconv.Itoa(m.Epoch), f(m.LR), f(m.TrainLoss), f(m.TrainAcc),
-		f(m.TestLoss), f(m.TestAcc), f(m.Seconds), f(m.ImagesPerSecond),
-	}, ",")
-}
-
-// formatMetricsCSV returns the full metrics.csv content for rows.
-func formatMetricsCSV(rows []EpochMetrics) []byte {
-	var b bytes.Buffer
-	b.WriteString(strings.Join(MetricsColumns, ","))
-	b.WriteByte('\n')
-	for _, r := range rows {
-		b.WriteString(r.csvRow())
-		b.WriteByte('\n')
-	}
-	return b.Bytes()
-}
-
-// ReadMetricsCSV parses a metrics.csv written by a run.
-func ReadMetricsCSV(path string) ([]EpochMetrics, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading metrics: %w", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) == 0 || lines[0] != strings.Join(MetricsColumns, ",") {
-		return nil, fmt.Errorf("%s: unexpected header (want %q)", path, strings.Join(MetricsColumns, ","))
-	}
-	rows := make([]EpochMetrics, 0, len(lines)-1)
-	for i, line := range lines[1:] {
-		fields := strings.Split(line, ",")
-		if len(fields) != len(MetricsColumns) {
-			return nil, fmt.Errorf("%s line %d: %d fields, want %d", path, i+2, len(fields), len(MetricsColumns))
-		}
-		var m EpochMetrics
-		if m.Epoch, err = strconv.Atoi(fields[0]); err != nil {
-			return nil, fmt.Errorf("%s line %d: epoch: %w", path, i+2, err)
-		}
-		dst := []*float64{&m.LR, &m.TrainLoss, &m.TrainAcc, &m.TestLoss, &m.TestAcc, &m.Seconds, &m.ImagesPerSecond}
-		for j, p := range dst {
-			if *p, err = strconv.ParseFloat(fields[j+1], 64); err != nil {
-				return nil, fmt.Errorf("%s line %d: %s: %w", path, i+2, MetricsColumns[j+1], err)
-			}
-		}
-		rows = append(rows, m)
-	}
-	return rows, nil
 }
 
 // Summary is the content of summary.json, and what Run returns.

@@ -1,16 +1,50 @@
 // Package cpu is sgt's pure-Go GoMLX backend, registered as "cpu".
 //
-// It implements the backends.Backend interface of GoMLX. A computation built
-// with a Builder is compiled, not interpreted: Compile eliminates dead code,
-// turns reshapes and identities into aliases, fuses chains of elementwise ops
-// (including broadcasts, Where and ConvertDType) into single passes evaluated
-// in cache-sized blocks, lowers every remaining op to a kernel closure with
-// its shape parameters precomputed, and plans buffer reuse from liveness so
-// that a training step runs on a per-executable arena allocated once.
-// Large ops are parallelised internally with kernels.Parallel.
+// It implements GoMLX's backends.Backend for everything training MLPs,
+// CIFAR and ImageNet ResNets (with or without batch norm), SE blocks,
+// pooling and dropout needs, in float32 and float64 (integer, unsigned and
+// boolean dtypes for the ops GoMLX uses them with): elementwise math,
+// comparisons, layout ops, reductions, DotGeneral, ConvGeneral in full
+// generality, ReduceWindow, SelectAndScatter, fused batch norm, gather and
+// scatter, dynamic slices and RNGBitGenerator. Capabilities lists them.
 //
-// Execute is safe to call concurrently from several goroutines: each
-// concurrent call uses its own arena.
+// # Compilation
+//
+// Builder records a graph; Compile turns it into a list of steps:
+//
+//   - Dead code is dropped; Reshape and Identity become aliases (no copy);
+//     DotGeneral and ConvGeneral are rewritten at build time into canonical
+//     layouts (batched GEMM; kernels.ConvParams' channels-last convolution)
+//     with explicit Transpose nodes only where the axes are not already in
+//     order, so the temporaries are planned like any other value.
+//   - Elementwise ops (unary, binary, comparisons, Where, Clamp,
+//     ConvertDType) are fused: a node joins its consumers' cluster when they
+//     all belong to one cluster of the same dimensions. A cluster runs as one
+//     pass over its output in blocks of fuseBlock elements held in per-worker
+//     registers; operands are read in place (same shape), once (scalars) or
+//     gathered with strides (implicit broadcasting and BroadcastInDim, which
+//     is never materialized when only elementwise ops read it).
+//   - Every other op is lowered to a kernel closure with its shape-dependent
+//     tables precomputed (numeric work is done by package kernels: GEMM,
+//     convolution, pooling, batch norm).
+//   - Buffers are planned from liveness: intermediate values get slots of a
+//     per-executable arena (greedy best fit, a slot is reused after its last
+//     reader; elementwise steps write in place over a dying input). Outputs
+//     are written straight into the returned buffers, or into a donated
+//     input's memory when the plan allows (e.g. w - lr*g reuses w). Arenas
+//     are allocated once and reused across Execute calls.
+//
+// # Execution
+//
+// Steps run in order; large steps are split over cores with
+// kernels.Parallel. Execute is safe to call concurrently from several
+// goroutines: each concurrent call takes its own arena from the
+// executable's free list. Kernel panics are returned as errors naming the
+// step.
+//
+// RNGBitGenerator uses a PCG generator (math/rand/v2) seeded from GoMLX's
+// [3]uint64 state and is bit-compatible with GoMLX's simplego backend, so
+// models initialise identically on both.
 package cpu
 
 import (

@@ -62,6 +62,8 @@ type step struct {
 	// inPlace lists the input values (roots) this step may overwrite with its
 	// single output: elementwise steps reading them only at the same index.
 	inPlace []int
+	// fused is the program of a fused elementwise step (nil otherwise).
+	fused *fusedProg
 }
 
 // outputPlan says how output i is produced.
@@ -135,11 +137,7 @@ func compile(b *Builder, outs []*node) (*Executable, error) {
 		case backends.OpTypeConstant:
 			v.kind, v.cnst = vkConst, n.data
 		case backends.OpTypeIdentity, backends.OpTypeReshape:
-			if n.parent == nil {
-				v.kind, v.root = vkAlias, vals[n.inputs[0].idx].root
-			} else {
-				v.kind = vkArena
-			}
+			v.kind, v.root = vkAlias, vals[n.inputs[0].idx].root
 		default:
 			v.kind = vkArena
 		}
@@ -354,6 +352,7 @@ func compile(b *Builder, outs []*node) (*Executable, error) {
 	}
 	e.slotWords = slotWords
 	e.values = vals
+
 	for i, v := range vals {
 		if v.kind == vkAlias {
 			switch vals[v.root].kind {

@@ -140,7 +140,7 @@ func refConv(c convCase, x, k *hostT) *hostT {
 		}
 		outDims[ax.OutputSpatial[s]] = (in+lo+hi-kk)/get(c.strides, s, 1) + 1
 	}
-	xs, ks, os := rowMajorStrides(xd), rowMajorStrides(kd), rowMajorStrides(outDims)
+	xs, ks := rowMajorStrides(xd), rowMajorStrides(kd)
 	out := make([]float64, sizeOf(outDims))
 	oIdx := make([]int, len(outDims))
 	kIdx := make([]int, ns)
@@ -187,7 +187,6 @@ func refConv(c convCase, x, k *hostT) *hostT {
 			}
 		}
 		out[o] = acc
-		_ = os
 	}
 	res := &hostT{shapes.Make(x.shape.DType, outDims...), makeSlice(x.shape.DType, len(out))}
 	for i, v := range out {
@@ -203,8 +202,6 @@ func gatherDims(dims, axes []int) []int {
 	}
 	return out
 }
-
-var _ = fmt.Sprint
 
 // TestConvRandomConfigs checks random 1-D and 2-D configurations (strides,
 // negative and asymmetric paddings, input and kernel dilations, groups)

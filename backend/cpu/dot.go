@@ -161,6 +161,9 @@ func lowerDot(n *node) (kernelFn, error) {
 		ldb = k
 	}
 	aStride, bStride, cStride := m*k, k*nn, m*nn
+	// Leading dimensions must be >= 1 even for empty matrices.
+	lda, ldb = max(lda, 1), max(ldb, 1)
+	ldc := max(nn, 1)
 	perBatch := func(batchFn func(i int)) {
 		if d.batch > 1 && 2*m*nn*k < dotSmallFlops {
 			kernels.Parallel(d.batch, max(1, dotSmallFlops/(2*m*nn*k+1)), func(lo, hi int) {
@@ -179,7 +182,7 @@ func lowerDot(n *node) (kernelFn, error) {
 		return func(ins, outs []any) {
 			a, bb, c := ins[0].([]float32), ins[1].([]float32), outs[0].([]float32)
 			perBatch(func(i int) {
-				if err := kernels.GemmF32(d.transA, d.transB, m, nn, k, 1, a[i*aStride:], lda, bb[i*bStride:], ldb, 0, c[i*cStride:], nn); err != nil {
+				if err := kernels.GemmF32(d.transA, d.transB, m, nn, k, 1, a[i*aStride:], lda, bb[i*bStride:], ldb, 0, c[i*cStride:], ldc); err != nil {
 					panic(err)
 				}
 			})
@@ -188,7 +191,7 @@ func lowerDot(n *node) (kernelFn, error) {
 		return func(ins, outs []any) {
 			a, bb, c := ins[0].([]float64), ins[1].([]float64), outs[0].([]float64)
 			perBatch(func(i int) {
-				if err := kernels.GemmF64(d.transA, d.transB, m, nn, k, 1, a[i*aStride:], lda, bb[i*bStride:], ldb, 0, c[i*cStride:], nn); err != nil {
+				if err := kernels.GemmF64(d.transA, d.transB, m, nn, k, 1, a[i*aStride:], lda, bb[i*bStride:], ldb, 0, c[i*cStride:], ldc); err != nil {
 					panic(err)
 				}
 			})

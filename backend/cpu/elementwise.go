@@ -301,14 +301,11 @@ func floatUnary[T floatT](op backends.OpType) (ewFn, error) {
 		}, nil
 	case backends.OpTypeSign:
 		return func(dst any, srcs []any) {
-			d, s := dst.([]T), srcs[0].([]T)
-			d = d[:len(s)]
-			for i, x := range s {
-				r := T(math.Copysign(1, float64(x)))
-				if x == 0 || x != x {
-					r = x // ±0 and NaN
-				}
-				d[i] = r
+			switch d := dst.(type) {
+			case []float32:
+				signF32(d, srcs[0].([]float32))
+			case []float64:
+				signF64(d, srcs[0].([]float64))
 			}
 		}, nil
 	case backends.OpTypeFloor:
@@ -975,4 +972,64 @@ func maxOfInt[T intT]() T {
 	}
 	// signed: all ones except the sign bit.
 	return T(uint64(math.MaxUint64) >> (65 - intWidth[T]()))
+}
+
+// signF32 computes Sign branchlessly (GoMLX's ReLU gradient applies Sign to
+// data that is half zeros, where branches mispredict): ±1 with x's sign,
+// except ±0 and NaN, which are returned unchanged.
+func signF32(d, s []float32) {
+	d = d[:len(s)]
+	for i, x := range s {
+		b := math.Float32bits(x)
+		abs := b & 0x7fffffff
+		// keep is all ones when x is ±0 (abs-1 wraps) or NaN (abs above
+		// the infinity pattern), computed without branches.
+		keep := -((abs-1)>>31 | (0x7f800000-abs)>>31)
+		one := b&0x80000000 | 0x3f800000
+		d[i] = math.Float32frombits(b&keep | one&^keep)
+	}
+}
+
+// signF64 is signF32 for float64.
+func signF64(d, s []float64) {
+	d = d[:len(s)]
+	for i, x := range s {
+		b := math.Float64bits(x)
+		abs := b & 0x7fffffffffffffff
+		keep := -((abs-1)>>63 | (0x7ff0000000000000-abs)>>63)
+		one := b&0x8000000000000000 | 0x3ff0000000000000
+		d[i] = math.Float64frombits(b&keep | one&^keep)
+	}
+}
+
+// nonNegIndicatorKernel computes Sign(Sign(y)+1) in one branchless pass:
+// 1 where y >= 0 (including -0), 0 where y < 0, NaN where y is NaN.
+func nonNegIndicatorKernel(dt dtypes.DType) (ewFn, error) {
+	switch dt {
+	case dtypes.Float32:
+		return func(dst any, srcs []any) {
+			d, s := dst.([]float32), srcs[0].([]float32)
+			d = d[:len(s)]
+			for i, y := range s {
+				b := math.Float32bits(y)
+				abs := b & 0x7fffffff
+				nonNeg := (1 - b>>31) | (abs-1)>>31 // sign clear, or ±0
+				keep := -((0x7f800000 - abs) >> 31) // all ones for NaN
+				d[i] = math.Float32frombits(b&keep | (nonNeg*0x3f800000)&^keep)
+			}
+		}, nil
+	case dtypes.Float64:
+		return func(dst any, srcs []any) {
+			d, s := dst.([]float64), srcs[0].([]float64)
+			d = d[:len(s)]
+			for i, y := range s {
+				b := math.Float64bits(y)
+				abs := b & 0x7fffffffffffffff
+				nonNeg := (1 - b>>63) | (abs-1)>>63
+				keep := -((0x7ff0000000000000 - abs) >> 63)
+				d[i] = math.Float64frombits(b&keep | (nonNeg*0x3ff0000000000000)&^keep)
+			}
+		}, nil
+	}
+	return nil, unsupported(backends.OpTypeSign, dt)
 }

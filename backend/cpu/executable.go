@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/gomlx/gomlx/backends"
@@ -146,17 +147,19 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 			return nil, fmt.Errorf("cpu backend: executing %q: input #%d (%q) has shape %s, want %s",
 				e.name, i, e.paramNames[i], bb.shape, e.paramShapes[i])
 		}
-		if donate != nil && donate[i] {
-			if bb.shared {
-				return nil, fmt.Errorf("cpu backend: executing %q: input #%d (%q) is a shared buffer and cannot be donated", e.name, i, e.paramNames[i])
-			}
+		if donate != nil && donate[i] && bb.shared {
+			return nil, fmt.Errorf("cpu backend: executing %q: input #%d (%q) is a shared buffer and cannot be donated", e.name, i, e.paramNames[i])
+		}
+		bufs[i] = bb
+	}
+	if donate != nil {
+		for i := range bufs {
 			for j := range i {
-				if bufs[j] == bb {
-					return nil, fmt.Errorf("cpu backend: executing %q: input #%d (%q) is donated but also passed as input #%d", e.name, i, e.paramNames[i], j)
+				if bufs[i] == bufs[j] && (donate[i] || donate[j]) {
+					return nil, fmt.Errorf("cpu backend: executing %q: the same buffer is passed as inputs #%d and #%d and donated", e.name, j, i)
 				}
 			}
 		}
-		bufs[i] = bb
 	}
 	a, err := e.getArena()
 	if err != nil {
@@ -216,6 +219,12 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		for oi, ob := range outBufs {
 			if ob != nil && !fromDonor[oi] {
 				e.backend.putFlat(ob.shape.DType, ob.flat)
+			}
+		}
+		// Donated inputs may have been partly overwritten: invalidate them.
+		for i := range bufs {
+			if donate != nil && donate[i] {
+				bufs[i].invalid.Store(true)
 			}
 		}
 		return nil, err
@@ -282,4 +291,18 @@ func (e *Executable) runSteps(a *arena) (err error) {
 		a.args[i] = nil
 	}
 	return nil
+}
+
+// describe lists the compiled steps, one per line (for tests and debugging).
+func (e *Executable) describe() string {
+	var sb strings.Builder
+	for i, st := range e.steps {
+		fmt.Fprintf(&sb, "#%d %s ins=%v outs=%v", i, st.name, st.ins, st.outs)
+		for _, o := range st.outs {
+			v := e.values[o]
+			fmt.Fprintf(&sb, " [%s x%d slot=%d kind=%d]", v.dtype, v.size, v.slot, v.kind)
+		}
+		sb.WriteByte('\n')
+	}
+	return sb.String()
 }

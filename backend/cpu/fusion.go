@@ -210,8 +210,17 @@ func buildFusedStep(root *node, members []*node, virtual []bool, rootOf func(int
 			}
 		}
 	}
+	skip, rewrite := peepholes(members, inCluster, virtual)
 	for _, m := range members {
+		if skip[m.idx] {
+			continue
+		}
 		fn, err := ewKernel(m)
+		inputs := m.inputs
+		if y, ok := rewrite[m.idx]; ok {
+			fn, err = nonNegIndicatorKernel(m.shape.DType)
+			inputs = []*node{y}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -219,7 +228,7 @@ func buildFusedStep(root *node, members []*node, virtual []bool, rootOf func(int
 		prog.regType = append(prog.regType, m.shape.DType)
 		reg[m.idx] = r
 		ins := fusedInstr{dst: r, fn: fn}
-		for _, x := range m.inputs {
+		for _, x := range inputs {
 			if inCluster[x.idx] {
 				ins.srcs = append(ins.srcs, reg[x.idx])
 			} else {
@@ -236,7 +245,54 @@ func buildFusedStep(root *node, members []*node, virtual []bool, rootOf func(int
 	slices.Sort(st.inPlace)
 	prog.pool.New = func() any { return prog.newScratch() }
 	st.run = prog.run
+	st.fused = prog
 	return st, nil
+}
+
+// peepholes finds instruction patterns inside a cluster worth computing in
+// one step. For now: GoMLX's NonNegativeIndicator, Sign(Add(Sign(y), 1)),
+// which its ReLU (Max) gradient applies to every activation, becomes one
+// branchless instruction on y. It returns the members to skip and, for each
+// rewritten member, its new single input.
+func peepholes(members []*node, inCluster map[int]bool, virtual []bool) (skip map[int]bool, rewrite map[int]*node) {
+	skip, rewrite = make(map[int]bool), make(map[int]*node)
+	uses := make(map[int]int)
+	for _, m := range members {
+		for _, x := range m.inputs {
+			uses[x.idx]++
+		}
+	}
+	single := func(n *node, op backends.OpType) bool {
+		return inCluster[n.idx] && n.op == op && uses[n.idx] == 1
+	}
+	for _, m := range members {
+		if m.op != backends.OpTypeSign || !m.shape.DType.IsFloat() {
+			continue
+		}
+		a := m.inputs[0]
+		if !single(a, backends.OpTypeAdd) {
+			continue
+		}
+		for k := range 2 {
+			s, c := a.inputs[k], a.inputs[1-k]
+			if single(s, backends.OpTypeSign) && !inCluster[c.idx] && isScalarConstant(c, virtual, 1) {
+				skip[a.idx], skip[s.idx] = true, true
+				rewrite[m.idx] = s.inputs[0]
+				break
+			}
+		}
+	}
+	return skip, rewrite
+}
+
+// isScalarConstant reports whether n reads (through reshapes and virtual
+// broadcasts) a one-element constant equal to v.
+func isScalarConstant(n *node, virtual []bool, v float64) bool {
+	src, _ := readThrough(n, virtual)
+	for src.op == backends.OpTypeReshape || src.op == backends.OpTypeIdentity {
+		src = src.inputs[0]
+	}
+	return src.op == backends.OpTypeConstant && src.shape.Size() == 1 && scalarAsFloat64(src.data, 0) == v
 }
 
 func (p *fusedProg) newScratch() *fusedScratch {

@@ -89,6 +89,8 @@ func TestGradConv(t *testing.T) {
 		{name: "NHWC stride 2 asym pad (grad)", x: []int{2, 7, 6, 3}, k: []int{3, 3, 3, 2}, axes: axesNHWC, strides: []int{2, 2}, pads: [][2]int{{0, 1}, {2, 1}}},
 		{name: "NCDHW 3-D (grad)", x: []int{2, 2, 4, 5, 3}, k: []int{3, 2, 3, 1, 3}, axes: axesNCDHW, pads: [][2]int{{1, 0}, {0, 0}, {1, 1}}},
 		{name: "NHWC negative padding (grad)", x: []int{1, 7, 6, 2}, k: []int{3, 3, 2, 3}, axes: axesNHWC, pads: [][2]int{{-1, 0}, {0, -1}}},
+		{name: "ResNet stem 7x7 stride 2 pad 3 (grad)", x: []int{1, 9, 9, 2}, k: []int{7, 7, 2, 2}, axes: axesNHWC, strides: []int{2, 2}, pads: [][2]int{{3, 3}, {3, 3}}},
+		{name: "1x1 stride 2 projection (grad)", x: []int{2, 2, 5, 5}, k: []int{3, 2, 1, 1}, axes: axesNCHW, strides: []int{2, 2}},
 		{name: "NCHW batch groups 3 (grad)", x: []int{6, 2, 5, 5}, k: []int{3, 2, 3, 3}, axes: axesNCHW, bgc: 3, pads: [][2]int{{1, 1}, {1, 1}}},
 		{name: "NCHW stride 2 pad 1 (grad)", x: []int{2, 2, 6, 6}, k: []int{3, 2, 3, 3}, axes: axesNCHW, strides: []int{2, 2}, pads: [][2]int{{1, 1}, {1, 1}}},
 		{name: "NCHW kernel dilation (grad)", x: []int{2, 2, 9, 8}, k: []int{3, 2, 3, 2}, axes: axesNCHW, kdil: []int{2, 2}},

@@ -42,7 +42,6 @@ func testBackends(t testing.TB) (cpu, ref backends.Backend) {
 }
 
 func shapesF32(dims ...int) shapes.Shape { return shapes.Make(dtypes.Float32, dims...) }
-func shapesI32(dims ...int) shapes.Shape { return shapes.Make(dtypes.Int32, dims...) }
 
 // hostT is a host tensor: a shape and its flat data.
 type hostT struct {
@@ -253,3 +252,5 @@ func mustCPU(t testing.TB) backends.Backend {
 	cpu, _ := testBackends(t)
 	return cpu
 }
+
+func nilRNG() *rand.Rand { return rand.New(rand.NewPCG(0, 0)) }

@@ -205,3 +205,83 @@ func TestShiftsAndIntegerEdgeCases(t *testing.T) {
 	}, f)[0]
 	checkHost(t, "ConvertDType saturating", conv, &hostT{shapes.Make(dtypes.Int8, 5), []int8{127, -128, 0, 12, -3}}, tolExact)
 }
+
+// TestZeroSize runs ops on tensors with a zero-sized axis.
+func TestZeroSize(t *testing.T) {
+	x := &hostT{shapesF32(0, 3), []float32{}}
+	y := &hostT{shapesF32(3, 0), []float32{}}
+	out := runCPU(t, "zero-size", func(b backends.Builder, p []backends.Op) ([]backends.Op, error) {
+		e, _ := b.Exp(p[0])
+		tr, _ := b.Transpose(p[0], 1, 0)
+		s, _ := b.ReduceSum(p[0], 0) // [3] of zeros
+		m, _ := b.ReduceMax(p[1], 1) // [3] of -Inf
+		d, err := b.Dot(p[1], p[0])  // [3,3] of zeros (empty contraction)
+		if err != nil {
+			return nil, err
+		}
+		c, err := b.Concatenate(0, p[0], p[0])
+		return []backends.Op{e, tr, s, m, d, c}, err
+	}, x, y)
+	if out[0].shape.Size() != 0 || out[1].shape.Dimensions[0] != 3 || out[5].shape.Dimensions[0] != 0 {
+		t.Errorf("wrong zero-size shapes: %v %v %v", out[0].shape, out[1].shape, out[5].shape)
+	}
+	checkHost(t, "ReduceSum of empty", out[2], &hostT{shapesF32(3), []float32{0, 0, 0}}, tolExact)
+	inf := float32(math.Inf(-1))
+	checkHost(t, "ReduceMax of empty", out[3], &hostT{shapesF32(3), []float32{inf, inf, inf}}, tolExact)
+	checkHost(t, "empty Dot", out[4], &hostT{shapesF32(3, 3), make([]float32, 9)}, tolExact)
+}
+
+// TestBatchNormForward checks batch-norm training statistics and
+// normalisation, and inference, against the formulas.
+func TestBatchNormForward(t *testing.T) {
+	rng := rand.New(rand.NewPCG(39, 40))
+	dims, axis := []int{3, 4, 5}, 1
+	x := randHost(rng, dtypes.Float64, dims, -3, 3)
+	scale := randHost(rng, dtypes.Float64, []int{4}, 0.5, 2)
+	offset := randHost(rng, dtypes.Float64, []int{4}, -1, 1)
+	mean := randHost(rng, dtypes.Float64, []int{4}, -1, 1)
+	variance := randHost(rng, dtypes.Float64, []int{4}, 0.5, 2)
+	const eps = 1e-3
+	out := runCPU(t, "batch norm", func(b backends.Builder, p []backends.Op) ([]backends.Op, error) {
+		n, m, v, err := b.BatchNormForTraining(p[0], p[1], p[2], eps, axis)
+		if err != nil {
+			return nil, err
+		}
+		inf, err := b.BatchNormForInference(p[0], p[1], p[2], p[3], p[4], eps, axis)
+		return []backends.Op{n, m, v, inf}, err
+	}, x, scale, offset, mean, variance)
+	xf := x.flat.([]float64)
+	at := func(i, f, k int) int { return (i*4+f)*5 + k }
+	wantMean, wantVar := make([]float64, 4), make([]float64, 4)
+	for f := range 4 {
+		for i := range 3 {
+			for k := range 5 {
+				wantMean[f] += xf[at(i, f, k)] / 15
+			}
+		}
+		for i := range 3 {
+			for k := range 5 {
+				d := xf[at(i, f, k)] - wantMean[f]
+				wantVar[f] += d * d / 15
+			}
+		}
+	}
+	norm := make([]float64, 60)
+	inf := make([]float64, 60)
+	sc, of, mu, va := scale.flat.([]float64), offset.flat.([]float64), mean.flat.([]float64), variance.flat.([]float64)
+	for i := range 3 {
+		for f := range 4 {
+			for k := range 5 {
+				j := at(i, f, k)
+				norm[j] = (xf[j]-wantMean[f])*sc[f]/math.Sqrt(wantVar[f]+eps) + of[f]
+				inf[j] = (xf[j]-mu[f])*sc[f]/math.Sqrt(va[f]+eps) + of[f]
+			}
+		}
+	}
+	f64 := func(d []int, v []float64) *hostT { return &hostT{shapes.Make(dtypes.Float64, d...), v} }
+	tl := tol{1e-9, 1e-10}
+	checkHost(t, "normalized", out[0], f64(dims, norm), tl)
+	checkHost(t, "mean", out[1], f64([]int{4}, wantMean), tl)
+	checkHost(t, "variance", out[2], f64([]int{4}, wantVar), tl)
+	checkHost(t, "inference", out[3], f64(dims, inf), tl)
+}

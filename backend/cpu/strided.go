@@ -13,7 +13,17 @@ import (
 type stridedCopy struct {
 	dims, sStr, dStr []int
 	size             int
+	// tileAxis >= 0 selects the tiled transpose path: the innermost
+	// destination axis is strided in the source while axis tileAxis is
+	// contiguous in the source, so 2-D tiles of (tileAxis, last) are copied
+	// to keep both reads and writes in cache.
+	tileAxis int
+	// outer axes (all but tileAxis and the last) for the tiled path.
+	oDims, oS, oD []int
 }
+
+// transposeTile is the tile edge of the tiled transpose.
+const transposeTile = 16
 
 // stridedParallelMin is the minimum number of elements to copy in parallel.
 const stridedParallelMin = 1 << 16
@@ -21,7 +31,7 @@ const stridedParallelMin = 1 << 16
 // newStridedCopy drops axes of dimension 1 and merges adjacent axes that are
 // contiguous in both source and destination.
 func newStridedCopy(dims, sStr, dStr []int) stridedCopy {
-	var c stridedCopy
+	c := stridedCopy{tileAxis: -1}
 	c.size = 1
 	for _, d := range dims {
 		c.size *= d
@@ -38,6 +48,23 @@ func newStridedCopy(dims, sStr, dStr []int) stridedCopy {
 		c.dims = append(c.dims, dims[k])
 		c.sStr = append(c.sStr, sStr[k])
 		c.dStr = append(c.dStr, dStr[k])
+	}
+	r := len(c.dims)
+	if r >= 2 && c.dStr[r-1] == 1 && c.sStr[r-1] != 1 && c.dims[r-1] >= transposeTile {
+		for j := range r - 1 {
+			if c.sStr[j] == 1 && c.dims[j] >= transposeTile {
+				c.tileAxis = j
+			}
+		}
+	}
+	if c.tileAxis >= 0 {
+		for k := range r - 1 {
+			if k != c.tileAxis {
+				c.oDims = append(c.oDims, c.dims[k])
+				c.oS = append(c.oS, c.sStr[k])
+				c.oD = append(c.oD, c.dStr[k])
+			}
+		}
 	}
 	return c
 }
@@ -79,6 +106,10 @@ func runStrided[T any](c *stridedCopy, dst []T, dOff int, src []T, sOff int) {
 	r := len(c.dims)
 	if r == 0 {
 		dst[dOff] = src[sOff]
+		return
+	}
+	if c.tileAxis >= 0 {
+		tiledTranspose(c, dst, dOff, src, sOff)
 		return
 	}
 	if r == 1 || c.size < stridedParallelMin {
@@ -164,4 +195,45 @@ func stridedRange[T any](c *stridedCopy, dst []T, dOff int, src []T, sOff int, l
 			}
 		}
 	}
+}
+
+// tiledTranspose runs the tiled path: for every index of the outer axes,
+// a 2-D transpose between axis tileAxis (contiguous in the source) and the
+// last axis (contiguous in the destination), tile by tile.
+func tiledTranspose[T any](c *stridedCopy, dst []T, dOff int, src []T, sOff int) {
+	r := len(c.dims)
+	nJ, nL := c.dims[c.tileAxis], c.dims[r-1]
+	dJ, sL := c.dStr[c.tileAxis], c.sStr[r-1]
+	outer := sizeOf(c.oDims)
+	tilesJ := (nJ + transposeTile - 1) / transposeTile
+	work := outer * tilesJ
+	run := func(lo, hi int) {
+		for w := lo; w < hi; w++ {
+			o, tj := w/tilesJ, w%tilesJ
+			s, d := sOff, dOff
+			for k := len(c.oDims) - 1; k >= 0; k-- {
+				i := o % c.oDims[k]
+				o /= c.oDims[k]
+				s += i * c.oS[k]
+				d += i * c.oD[k]
+			}
+			j0, j1 := tj*transposeTile, min((tj+1)*transposeTile, nJ)
+			for l0 := 0; l0 < nL; l0 += transposeTile {
+				l1 := min(l0+transposeTile, nL)
+				for j := j0; j < j1; j++ {
+					dd := dst[d+j*dJ+l0 : d+j*dJ+l1]
+					ss := s + j + l0*sL
+					for l := range dd {
+						dd[l] = src[ss]
+						ss += sL
+					}
+				}
+			}
+		}
+	}
+	if c.size < stridedParallelMin {
+		run(0, work)
+		return
+	}
+	kernels.Parallel(work, 1, run)
 }

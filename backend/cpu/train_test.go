@@ -90,7 +90,6 @@ func TestTrainMLPMatchesSimpleGo(t *testing.T) {
 			t.Errorf("step %d: loss %.7g on cpu, %.7g on simplego", i, lossCPU[i], lossRef[i])
 		}
 	}
-	t.Logf("losses cpu %v ref %v", lossCPU, lossRef)
 	if !(lossCPU[steps-1] < lossCPU[0]) {
 		t.Errorf("MLP did not learn: losses %v", lossCPU)
 	}
@@ -185,13 +184,9 @@ func convData(n int, seed uint64) (*tensors.Tensor, *tensors.Tensor) {
 func TestTrainConvNetLearns(t *testing.T) {
 	cpu := mustCPU(t)
 	x, y := convData(32, 5)
-	steps := 40
-	if testing.Short() {
-		steps = 25
-	}
+	const steps = 40
 	ls, _ := trainSteps(t, cpu, convModel, optimizers.Adam().LearningRate(0.02).Done(), x, y, steps)
 	first, last := ls[0], ls[len(ls)-1]
-	t.Logf("conv losses %v", ls)
 	if !(last < 0.5*first) || last > 0.7 {
 		t.Errorf("conv net did not learn: loss %.4f -> %.4f (%v)", first, last, ls)
 	}

@@ -105,10 +105,30 @@ func (p *ConvParams) Sizes() (input, kernel, output int) {
 	return input, kernel, output
 }
 
-// ConvF32 computes the float32 convolution p describes (XLA
-// ConvGeneralDilated semantics; layouts in ConvParams' doc) into output,
+// ConvF32 computes the float32 convolution p describes into output,
 // overwriting it. It returns an error if p is invalid or a slice does not
 // have the size p implies.
+//
+// The semantics are XLA's ConvGeneralDilated, in the layouts of ConvParams'
+// doc: output[b, o..., co] is the sum over kernel taps t... and input
+// channels ci < InChannels/FeatureGroups of
+//
+//	input[b', x..., g*InChannels/FeatureGroups + ci] * kernel[t..., ci, co]
+//
+// where along each spatial axis the position in the padded, dilated input
+// o*stride + t*kernelDilation - padLow must be a multiple of the input
+// dilation, x is that position divided by it, and positions outside the
+// input count as zero. The feature group is g = co / (OutChannels /
+// FeatureGroups), and the input batch is b' = bg*(Batch/BatchGroups) + b
+// with the batch group bg = co / (OutChannels/BatchGroups): output channel
+// chunk bg is computed from input batch chunk bg.
+//
+// The convolution is lowered to the blocked GEMM of GemmF32 with an implicit
+// im2col: the micro-kernels read the input in place, a window row of
+// channels at a time, so no patch matrix is materialised. Input dilation
+// (the input gradient of strided convolutions) is first split into phases
+// of output positions that see the same kernel taps, so no multiplication by
+// an inserted zero is done; 1x1 stride-1 convolutions are a plain GEMM.
 func ConvF32(p *ConvParams, input, kernel, output []float32) error {
 	return conv(p, input, kernel, output)
 }
@@ -175,7 +195,7 @@ func conv[T gemmFloat](p *ConvParams, input, kernel, output []T) error {
 // convPlan is a validated convolution with defaults filled in.
 type convPlan struct {
 	d                   int
-	batch, outBatch     int
+	outBatch            int // output batch size
 	cin, cinG           int
 	cout, coutG         int
 	groups              int
@@ -189,7 +209,7 @@ type convPlan struct {
 func newConvPlan(p *ConvParams) *convPlan {
 	d := len(p.InSpatial)
 	pl := &convPlan{
-		d: d, batch: p.Batch, cin: p.InChannels, cout: p.OutChannels,
+		d: d, cin: p.InChannels, cout: p.OutChannels,
 		in: p.InSpatial, k: p.KernelSpatial, out: p.OutSpatial,
 		stride: make([]int, d), ld: make([]int, d), kd: make([]int, d), pad: make([]int, d),
 		inStride: make([]int, d), outStride: make([]int, d), kStride: make([]int, d),

@@ -146,7 +146,7 @@ func newConvSub[T gemmFloat](pl *convPlan, ph []convAxisPhase, merge bool, input
 	sp := &convSub[T]{}
 	sp.m, sp.n, sp.k = m, pl.coutG, taps*pl.cinG
 	sp.alpha, sp.beta = 1, 0
-	sp.c = &convC[T]{base0: unsafe.Pointer(&output[coutOff]), outBatch: outBatch, ph: ph, cout: pl.cout}
+	sp.c = &convC[T]{base0: unsafe.Pointer(&output[coutOff]), outBatch: outBatch, ph: ph}
 	if sp.k == 0 {
 		sp.zero = true
 		return sp
@@ -178,7 +178,6 @@ type convA[T gemmFloat] struct {
 	input   []T
 	inOff   int // element offset of the group's first batch and channel
 	inBatch int // elements per input batch
-	outB    int // output batch size
 	cinG    int
 	ph      []convAxisPhase
 	merged  bool
@@ -195,7 +194,7 @@ type convA[T gemmFloat] struct {
 
 func newConvA[T gemmFloat](pl *convPlan, ph []convAxisPhase, merge bool, input []T, inOff, inBatch, taps int) *convA[T] {
 	d := pl.d
-	s := &convA[T]{input: input, inOff: inOff, inBatch: inBatch, outB: pl.outBatch, cinG: pl.cinG, ph: ph,
+	s := &convA[T]{input: input, inOff: inOff, inBatch: inBatch, cinG: pl.cinG, ph: ph,
 		unitLen: pl.cinG, udims: d, units: taps}
 	if merge {
 		last := &ph[d-1]
@@ -379,7 +378,7 @@ func (s *convA[T]) rows(ws *gemmWorkspace[T], i0 int, rowOff []int, rowMask []ui
 	mc := len(rowOff)
 	last := &s.ph[d-1]
 	idx := ws.odometer(d + 1)
-	convDecode(idx, i0, s.outB, s.ph)
+	convDecode(idx, i0, s.ph)
 	for r := 0; r < mc; {
 		j0 := idx[d]
 		cnt := min(last.J-j0, mc-r)
@@ -455,7 +454,7 @@ func (s *convA[T]) unitInside(rowOrigin []int, r, u int) bool {
 }
 
 // convDecode sets idx to the (batch, j...) coordinates of GEMM row i.
-func convDecode(idx []int, i, batch int, ph []convAxisPhase) {
+func convDecode(idx []int, i int, ph []convAxisPhase) {
 	for a := len(ph) - 1; a >= 0; a-- {
 		idx[1+a] = i % ph[a].J
 		i /= ph[a].J
@@ -517,7 +516,6 @@ func (s *convB[T]) pack(dst []T, p0, kc, j0, w, nrs int) {
 type convC[T gemmFloat] struct {
 	base0    unsafe.Pointer
 	outBatch int // elements per output batch
-	cout     int
 	ph       []convAxisPhase
 }
 
@@ -539,7 +537,7 @@ func (s *convC[T]) rowOffsets(i0 int, dst []int) {
 		idx = make([]int, d+1)
 	}
 	idx = idx[:d+1]
-	convDecode(idx, i0, 0, s.ph)
+	convDecode(idx, i0, s.ph)
 	last := &s.ph[d-1]
 	step := last.P * last.outStride * size
 	for r := 0; r < len(dst); {

@@ -153,15 +153,15 @@ type gemmProblem[T gemmFloat] struct {
 // gemmWorkspace holds one worker's buffers; they are pooled so that steady
 // state GEMMs do not allocate.
 type gemmWorkspace[T gemmFloat] struct {
-	bpack   []T
-	apack   []T
-	zeros   []T
-	partial []T
-	swapped []T
-	bpair   []T
-	segs    []int
-	tileSeg []int
-	coffs   []int
+	bpack   []T   // packed B block
+	apack   []T   // packed A block (transposed or aliasing A)
+	zeros   []T   // zero rows of A (never written)
+	partial []T   // this worker's part of C when k is split
+	swapped []T   // the transposed product of gemmSwapped
+	bpair   []T   // scratch for the pair kernels' B layout
+	segs    []int // micro-kernel segments of the current A block
+	tileSeg []int // first segment of each tile of the block
+	coffs   []int // byte offsets of the block's C rows
 	// Per-row data of the convolution A operand.
 	rowOff    []int
 	rowMask   []uint64
@@ -212,7 +212,7 @@ func gemmGrow[E any](s []E, n int) []E {
 	return s[:n]
 }
 
-// gemmZeros returns a zero-filled slice of at least n elements kept in ws.
+// zeroBuf returns a zero-filled slice of at least n elements kept in ws.
 func (ws *gemmWorkspace[T]) zeroBuf(n int) []T {
 	if len(ws.zeros) < n {
 		ws.zeros = make([]T, max(n, gemmKC))
@@ -291,11 +291,7 @@ func gemmRun[T gemmFloat](pr *gemmProblem[T]) {
 			})
 			return
 		}
-		Parallel(tilesM, 1, func(lo, hi int) {
-			ws := gemmGetWorkspace[T]()
-			gemmRange(pr, kern, ws, lo*kern.mr, min(hi*kern.mr, m), 0, n, 0, k, pr.c, pr.alpha, pr.beta)
-			gemmPutWorkspace(ws)
-		})
+		gemmRunShared(pr, kern, w)
 	}
 	// Splitting k costs a private m x n buffer per worker.
 	splitK := k >= w*gemmKC && m*n <= gemmMaxSplitKElems
@@ -363,91 +359,170 @@ func gemmRunSplitK[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, w int) {
 // given by cs.
 func gemmRange[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, ws *gemmWorkspace[T],
 	m0, m1, n0, n1, k0, k1 int, cs gemmCSource[T], alpha, beta T) {
-	var es T
-	size := int(unsafe.Sizeof(es))
-	mr := kern.mr
 	kc0 := gemmSplitBlocks(k1-k0, gemmKC, 8)
-	mc0 := gemmSplitBlocks(m1-m0, gemmMC/mr*mr, mr)
-	ws.zeroBuf(kc0)
-	args := &ws.args
-	cbase := cs.base()
+	mc0 := gemmSplitBlocks(m1-m0, gemmMC/kern.mr*kern.mr, kern.mr)
 	for jc := n0; jc < n1; jc += gemmNC {
-		nc := min(gemmNC, n1-jc)
-		// Column strips of this block: full wide strips, then a last one that
-		// is narrow if it fits the narrow kernel.
-		nStrips := (nc + kern.nrW - 1) / kern.nrW
 		for pc := k0; pc < k1; pc += kc0 {
-			kc := min(kc0, k1-pc)
-			ws.bpack = gemmGrow(ws.bpack, kc*nStrips*kern.nrW)
-			// The pair kernel serves a narrow strip of 16 when all segments
-			// have even k and enough row tiles share its (costlier) packed B.
-			usePair := false
-			if kern.pair != nil && (m1-m0) >= gemmMinPairRows*mr {
-				if ev, ok := pr.a.(gemmEvenSegments); ok && ev.evenSegments(pc, kc) {
-					usePair = true
-				}
-			}
-			for s := 0; s < nStrips; s++ {
-				j := s * kern.nrW
-				wd := min(kern.nrW, nc-j)
-				nrs := kern.nrW
-				if wd <= kern.nrN {
-					nrs = kern.nrN
-				}
-				dst := ws.bpack[s*kc*kern.nrW:]
-				if usePair && nrs == kern.nrN {
-					ws.bpair = gemmGrow(ws.bpair, kc*nrs)
-					pr.b.pack(ws.bpair, pc, kc, jc+j, wd, nrs)
-					gemmPairPack(dst, ws.bpair, kc)
-					continue
-				}
-				pr.b.pack(dst, pc, kc, jc+j, wd, nrs)
-			}
-			a, b := alpha, beta
-			useBeta := beta != 0
-			if pc != k0 {
-				b, useBeta = 1, true
-			}
-			if size == 4 {
-				args.alpha32, args.beta32 = float32(a), float32(b)
-			} else {
-				args.alpha64, args.beta64 = float64(a), float64(b)
-			}
-			args.useBeta = 0
-			if useBeta {
-				args.useBeta = 1
+			ps := newGemmPass(pr, kern, m1-m0, jc, min(gemmNC, n1-jc), k0, pc, min(kc0, k1-pc), alpha, beta)
+			ws.bpack = gemmGrow(ws.bpack, ps.kc*ps.nStrips*kern.nrW)
+			ps.bpack = ws.bpack
+			for s := 0; s < ps.nStrips; s++ {
+				ps.packStrip(s, &ws.bpair)
 			}
 			for ic := m0; ic < m1; ic += mc0 {
-				mc := min(mc0, m1-ic)
-				tiles := (mc + mr - 1) / mr
-				args.abase = pr.a.block(ws, mr, ic, mc, pc, kc)
-				args.zeros = unsafe.Pointer(&ws.zeros[0])
-				args.zoff = int(uintptr(args.zeros) - uintptr(args.abase))
-				ws.coffs = gemmGrow(ws.coffs, tiles*mr)
-				cs.rowOffsets(ic, ws.coffs[:mc])
-				for s := 0; s < nStrips; s++ {
-					j := s * kern.nrW
-					wd := min(kern.nrW, nc-j)
-					fn := kern.wide
-					if wd <= kern.nrN {
-						fn = kern.narrow
-						if usePair {
-							fn = kern.pair
-						}
-					}
-					args.b = unsafe.Pointer(&ws.bpack[s*kc*kern.nrW])
-					args.cbase = unsafe.Add(cbase, (jc+j)*size)
-					args.nr = wd
-					for t := 0; t < tiles; t++ {
-						s0, s1 := ws.tileSeg[t], ws.tileSeg[t+1]
-						args.segs = unsafe.Pointer(&ws.segs[s0*(1+mr)])
-						args.nseg = s1 - s0
-						args.coffs = unsafe.Pointer(&ws.coffs[t*mr])
-						args.mr = min(mr, mc-t*mr)
-						fn(args)
-					}
-				}
+				ps.compute(ws, cs, ic, min(mc0, m1-ic))
 			}
+		}
+	}
+}
+
+// gemmRunShared computes C with one packed B block shared by the workers:
+// for each column and k block, the workers pack B's strips together, then
+// claim blocks of rows of C as they go (which keeps them balanced when a
+// core is slowed down). It suits large B operands, which gemmRange would
+// pack once per worker.
+func gemmRunShared[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, w int) {
+	m, n, k := pr.m, pr.n, pr.k
+	mr := kern.mr
+	kc0 := gemmSplitBlocks(k, gemmKC, 8)
+	// At least 4 row blocks per worker.
+	mc0 := gemmSplitBlocks(m, min(gemmMC/mr*mr, max((m/(4*w))/mr*mr, mr)), mr)
+	blocks := (m + mc0 - 1) / mc0
+	owner := gemmGetWorkspace[T]()
+	defer gemmPutWorkspace(owner)
+	for jc := 0; jc < n; jc += gemmNC {
+		for pc := 0; pc < k; pc += kc0 {
+			ps := newGemmPass(pr, kern, m, jc, min(gemmNC, n-jc), 0, pc, min(kc0, k-pc), pr.alpha, pr.beta)
+			owner.bpack = gemmGrow(owner.bpack, ps.kc*ps.nStrips*kern.nrW)
+			ps.bpack = owner.bpack
+			Parallel(ps.nStrips, 1, func(lo, hi int) {
+				var scratch []T
+				for s := lo; s < hi; s++ {
+					ps.packStrip(s, &scratch)
+				}
+			})
+			var next atomic.Int64
+			Parallel(w, 1, func(_, _ int) {
+				ws := gemmGetWorkspace[T]()
+				for {
+					b := int(next.Add(1) - 1)
+					if b >= blocks {
+						break
+					}
+					ic := b * mc0
+					ps.compute(ws, pr.c, ic, min(mc0, m-ic))
+				}
+				gemmPutWorkspace(ws)
+			})
+		}
+	}
+}
+
+// gemmPass is one column block and k block of a GEMM: its packed B block
+// and the settings the micro-kernel calls share.
+type gemmPass[T gemmFloat] struct {
+	pr          *gemmProblem[T]
+	kern        *gemmKernel
+	jc, nc      int // column block
+	pc, kc      int // k block
+	nStrips     int
+	usePair     bool
+	alpha, beta T
+	useBeta     bool
+	bpack       []T // nStrips strips of kc x nrW
+}
+
+// newGemmPass sets up the pass of columns [jc, jc+nc) and k range
+// [pc, pc+kc) over rows rows of C; k0 is the first k of the range the
+// caller computes (its first pass applies beta, later ones accumulate).
+func newGemmPass[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, rows, jc, nc, k0, pc, kc int, alpha, beta T) *gemmPass[T] {
+	ps := &gemmPass[T]{pr: pr, kern: kern, jc: jc, nc: nc, pc: pc, kc: kc,
+		nStrips: (nc + kern.nrW - 1) / kern.nrW, alpha: alpha, beta: beta, useBeta: beta != 0}
+	if pc != k0 {
+		ps.beta, ps.useBeta = 1, true
+	}
+	// The pair kernel serves a narrow strip of 16 when all segments have
+	// even k and enough row tiles share its (costlier) packed B.
+	if kern.pair != nil && rows >= gemmMinPairRows*kern.mr {
+		if ev, ok := pr.a.(gemmEvenSegments); ok && ev.evenSegments(pc, kc) {
+			ps.usePair = true
+		}
+	}
+	return ps
+}
+
+// strip returns the first column, width and padded width of column strip s:
+// full wide strips, then a last one that is narrow if it fits the narrow
+// kernel.
+func (ps *gemmPass[T]) strip(s int) (j, wd, nrs int) {
+	j = s * ps.kern.nrW
+	wd = min(ps.kern.nrW, ps.nc-j)
+	nrs = ps.kern.nrW
+	if wd <= ps.kern.nrN {
+		nrs = ps.kern.nrN
+	}
+	return j, wd, nrs
+}
+
+// packStrip packs column strip s of the pass's B block into ps.bpack;
+// scratch is a buffer for the pair layout.
+func (ps *gemmPass[T]) packStrip(s int, scratch *[]T) {
+	j, wd, nrs := ps.strip(s)
+	dst := ps.bpack[s*ps.kc*ps.kern.nrW:]
+	if ps.usePair && nrs == ps.kern.nrN {
+		*scratch = gemmGrow(*scratch, ps.kc*nrs)
+		ps.pr.b.pack(*scratch, ps.pc, ps.kc, ps.jc+j, wd, nrs)
+		gemmPairPack(dst, *scratch, ps.kc)
+		return
+	}
+	ps.pr.b.pack(dst, ps.pc, ps.kc, ps.jc+j, wd, nrs)
+}
+
+// compute runs the pass over rows [ic, ic+mc) of C (given by cs): it
+// prepares that block of A, then calls the micro-kernel for every strip and
+// row tile.
+func (ps *gemmPass[T]) compute(ws *gemmWorkspace[T], cs gemmCSource[T], ic, mc int) {
+	var es T
+	size := int(unsafe.Sizeof(es))
+	kern := ps.kern
+	mr := kern.mr
+	ws.zeroBuf(ps.kc)
+	args := &ws.args
+	if size == 4 {
+		args.alpha32, args.beta32 = float32(ps.alpha), float32(ps.beta)
+	} else {
+		args.alpha64, args.beta64 = float64(ps.alpha), float64(ps.beta)
+	}
+	args.useBeta = 0
+	if ps.useBeta {
+		args.useBeta = 1
+	}
+	tiles := (mc + mr - 1) / mr
+	args.abase = ps.pr.a.block(ws, mr, ic, mc, ps.pc, ps.kc)
+	args.zeros = unsafe.Pointer(&ws.zeros[0])
+	args.zoff = int(uintptr(args.zeros) - uintptr(args.abase))
+	ws.coffs = gemmGrow(ws.coffs, tiles*mr)
+	cs.rowOffsets(ic, ws.coffs[:mc])
+	cbase := cs.base()
+	for s := 0; s < ps.nStrips; s++ {
+		j, wd, _ := ps.strip(s)
+		fn := kern.wide
+		if wd <= kern.nrN {
+			fn = kern.narrow
+			if ps.usePair {
+				fn = kern.pair
+			}
+		}
+		args.b = unsafe.Pointer(&ps.bpack[s*ps.kc*kern.nrW])
+		args.cbase = unsafe.Add(cbase, (ps.jc+j)*size)
+		args.nr = wd
+		for t := 0; t < tiles; t++ {
+			s0, s1 := ws.tileSeg[t], ws.tileSeg[t+1]
+			args.segs = unsafe.Pointer(&ws.segs[s0*(1+mr)])
+			args.nseg = s1 - s0
+			args.coffs = unsafe.Pointer(&ws.coffs[t*mr])
+			args.mr = min(mr, mc-t*mr)
+			fn(args)
 		}
 	}
 }

@@ -223,6 +223,8 @@ func gemmCases(r *rand.Rand) []gemmCase {
 	cases = append(cases,
 		gemmCase{m: 500, n: 40, k: 300, alpha: 1, beta: 0},
 		gemmCase{m: 500, n: 40, k: 1100, alpha: 1, beta: 0.5},
+		gemmCase{m: 300, n: 300, k: 300, alpha: 1, beta: 1, padC: 3},
+		gemmCase{transB: true, m: 200, n: 120, k: 1100, alpha: 2, beta: 0},
 		gemmCase{transA: true, m: 130, n: 70, k: 1100, alpha: 1, beta: 0},
 		gemmCase{m: 1000, n: 17, k: 70, alpha: 1, beta: 0.5, padA: 3},
 		gemmCase{transA: true, m: 130, n: 70, k: 530, alpha: 1, beta: 1},
