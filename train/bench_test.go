@@ -90,3 +90,38 @@ func TestProgressOutput(t *testing.T) {
 		t.Errorf("interactive epoch line %q", got)
 	}
 }
+
+// BenchmarkConvFilterNorms measures computing the per-filter norms on the
+// host for a model with ResNet-18's convolution kernels (11M weights), as a
+// run does at every filter-norm record and every epoch end.
+func BenchmarkConvFilterNorms(b *testing.B) {
+	ctx := context.New()
+	shapes := [][4]int{{7, 7, 3, 64}}
+	in := 64
+	for _, out := range []int{64, 128, 256, 512} {
+		for block := range 2 {
+			shapes = append(shapes, [4]int{3, 3, in, out}, [4]int{3, 3, out, out})
+			if block == 0 && in != out {
+				shapes = append(shapes, [4]int{1, 1, in, out})
+			}
+			in = out
+		}
+	}
+	weights := 0
+	for i, s := range shapes {
+		n := s[0] * s[1] * s[2] * s[3]
+		weights += n
+		w := make([]float32, n)
+		for j := range w {
+			w[j] = float32(j%13) * 0.01
+		}
+		ctx.Inf("conv%d", i).VariableWithValue("weights", tensors.FromFlatDataAndDimensions(w, s[:]...))
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := convFilterNorms(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(weights)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mweights/s")
+}

@@ -1,9 +1,19 @@
-// Package train trains sgt's classifiers: the run configuration, the
-// optimizer as a chain of small composable gradient transforms (weight decay,
-// gradient clipping, adaptive gradient clipping, Nesterov momentum, the
-// learning-rate step), learning-rate schedules, the GoMLX training loop with
-// the SGT loss, and the run directory (config.json, metrics.csv,
-// summary.json, checkpoints), all written atomically.
+// Package train trains sgt's classifiers: the run configuration and the
+// named recipes shipped with it (one per experiment of the paper, see
+// LookupRecipe), the optimizer as a chain of small composable gradient
+// transforms (weight decay, gradient clipping, adaptive gradient clipping,
+// Nesterov momentum, the learning-rate step), learning-rate schedules, the
+// GoMLX training loop with the SGT loss, and the run directory (config.json,
+// metrics.csv, summary.json, checkpoints, written atomically, and
+// filter_norms.csv).
+//
+// After every epoch a run measures, besides the running training loss and
+// accuracy: a clean evaluation of a fixed training subset (train_eval_loss,
+// train_eval_acc and the generalisation gap), the test loss, top-1 and, with
+// 100 or more classes, top-5 accuracy, the mean logit norm on the test set,
+// the convolution filters and pooled features that are zeroed out (below
+// Config.ZeroThreshold), and the share of the training time spent waiting
+// for data. See EpochMetrics.
 package train
 
 import (

@@ -528,6 +528,9 @@ func (t *trainer) loop(start time.Time) (*Summary, error) {
 	defer prog.abort()
 	if w := t.opts.Progress; w != nil {
 		r := &t.record
+		if t.cfg.Recipe != "" {
+			fmt.Fprintf(w, "recipe %s\n", t.cfg.Recipe)
+		}
 		fmt.Fprintf(w, "training %s on %s (%d train, %d test examples; %d parameters), alpha %g, %d epochs of %d steps, backend %s\n",
 			t.cfg.Model, t.cfg.Data, r.TrainExamples, r.TestExamples, r.Parameters, t.cfg.Alpha, t.cfg.Epochs, t.stepsPerEpoch, t.backendCfg)
 		if t.epoch > 0 {

@@ -50,6 +50,15 @@ func TestConfigValidate(t *testing.T) {
 		{"train-size", func(c *Config) { c.TrainSize = 100 }},
 		{"test-size", func(c *Config) { c.TestSize = -1 }},
 		{"augment", func(c *Config) { c.Augment = "mixup" }},
+		{"data", func(c *Config) { c.Data = "imagenet21k" }},
+		{"image-size", func(c *Config) { c.ImageSize = 64 }}, // MNIST images have a fixed size
+		{"image-size", func(c *Config) { c.Data, c.ImageSize = DataImageFolder, -1 }},
+		{"augment", func(c *Config) { c.Augment = AugmentRandomResizedCrop }},
+		{"augment", func(c *Config) { c.Data, c.Augment = DataImageFolder, AugmentPadCropFlip }},
+		{"train-eval-size", func(c *Config) { c.TrainEvalSize = -1 }},
+		{"zero-threshold", func(c *Config) { c.ZeroThreshold = math.NaN() }},
+		{"zero-threshold", func(c *Config) { c.ZeroThreshold = -1 }},
+		{"filter-norms-every", func(c *Config) { c.FilterNormsEvery = -2 }},
 	}
 	for _, tc := range cases {
 		c := base
@@ -58,6 +67,19 @@ func TestConfigValidate(t *testing.T) {
 		var fe *FieldError
 		if !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("%+v: error %v, want a FieldError for %q", c, err, tc.field)
+		}
+	}
+	for _, ok := range []func(c *Config){
+		func(c *Config) { c.Data, c.ImageSize, c.Augment = DataImageFolder, 96, AugmentRandomResizedCrop },
+		func(c *Config) { c.Data = DataImageFolder }, // --data-dir is checked when the data loads
+		func(c *Config) { c.Data, c.Augment = "cifar100", AugmentNone },
+		func(c *Config) { c.TrainEvalSize, c.FilterNormsEvery, c.ZeroThreshold = 0, 0, 0 },
+		func(c *Config) { c.FilterNormsEvery = 100 },
+	} {
+		c := base
+		ok(&c)
+		if err := c.Validate(); err != nil {
+			t.Errorf("%+v rejected: %v", c, err)
 		}
 	}
 	c := base
@@ -294,21 +316,5 @@ func TestRunStopsOnDivergence(t *testing.T) {
 	_, err := Run(cfg, Options{})
 	if !errors.Is(err, ErrDiverged) {
 		t.Fatalf("err %v, want ErrDiverged", err)
-	}
-}
-
-func TestRunReportsBadData(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir() // no MNIST files there
-	_, err := Run(cfg, Options{})
-	var fe *FieldError
-	if !errors.As(err, &fe) || fe.Field != "data-dir" {
-		t.Fatalf("err %v, want a FieldError for data-dir", err)
-	}
-	cfg = DefaultConfig()
-	cfg.TestSize = 20000
-	_, err = Run(cfg, Options{})
-	if !errors.As(err, &fe) || fe.Field != "test-size" {
-		t.Fatalf("err %v, want a FieldError for test-size", err)
 	}
 }

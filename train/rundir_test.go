@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -85,27 +84,5 @@ func TestPrepareRunDirProtectsRuns(t *testing.T) {
 	}
 	if err := prepareRunDir(file, false); err == nil {
 		t.Fatal("a plain file accepted as output directory")
-	}
-}
-
-func TestMetricsCSVRoundTrip(t *testing.T) {
-	rows := []EpochMetrics{
-		{Epoch: 1, LR: 0.1, TrainLoss: 0.5, TrainAcc: 0.8, TestLoss: 0.25, TestAcc: 0.9, Seconds: 1.5, ImagesPerSecond: 1000},
-		{Epoch: 2, LR: 0.05, TrainLoss: 1.0 / 3, TrainAcc: 0.85, TestLoss: 0.2, TestAcc: 0.925, Seconds: 1.25, ImagesPerSecond: 1200},
-	}
-	path := filepath.Join(t.TempDir(), MetricsFile)
-	if err := WriteFileAtomic(path, formatMetricsCSV(rows)); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ReadMetricsCSV(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, rows) {
-		t.Fatalf("round trip: got %+v, want %+v", got, rows)
-	}
-	raw, _ := os.ReadFile(path)
-	if !strings.HasPrefix(string(raw), "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds") {
-		t.Fatalf("header: %q", strings.SplitN(string(raw), "\n", 2)[0])
 	}
 }

@@ -17,13 +17,27 @@
 //     layouts (batched GEMM; kernels.ConvParams' channels-last convolution)
 //     with explicit Transpose nodes only where the axes are not already in
 //     order, so the temporaries are planned like any other value.
+//     Convolutions read their kernel and write their output in place in
+//     other axis orders (kernels.ConvKernelLayout, ConvOutputLayout), with
+//     a Reverse of the kernel's spatial axes folded in, so GoMLX's input and
+//     kernel gradients need no kernel or output transposes.
+//   - Sums of broadcast products, ReduceSum(Mul(a', b')) with a' and b'
+//     reshaped, transposed or broadcast views of a and b (how GoMLX builds
+//     DotGeneral gradients), are built as a DotGeneral of a and b instead of
+//     materializing the product (see contract.go).
 //   - Elementwise ops (unary, binary, comparisons, Where, Clamp,
 //     ConvertDType) are fused: a node joins its consumers' cluster when they
-//     all belong to one cluster of the same dimensions. A cluster runs as one
-//     pass over its output in blocks of fuseBlock elements held in per-worker
-//     registers; operands are read in place (same shape), once (scalars) or
-//     gathered with strides (implicit broadcasting and BroadcastInDim, which
-//     is never materialized when only elementwise ops read it).
+//     all belong to one cluster of the same dimensions, and a cluster whose
+//     result feeds a later cluster of the same dimensions joins it, its
+//     result becoming a side output of the merged pass (e.g. an optimizer's
+//     weight and momentum updates, or x + y and relu(x + y), in one pass). A
+//     cluster runs as one pass over its output in blocks of fuseBlock
+//     elements held in per-worker registers; operands are read in place
+//     (same shape), once (scalars) or gathered with strides (implicit
+//     broadcasting and BroadcastInDim, which is never materialized when only
+//     elementwise ops read it). Peepholes drop x - 0 and x * 1 and turn
+//     GoMLX's ReLU gradient into one masked multiply. The pass allocates
+//     nothing per block.
 //   - Every other op is lowered to a kernel closure with its shape-dependent
 //     tables precomputed (numeric work is done by package kernels: GEMM,
 //     convolution, pooling, batch norm).
@@ -72,17 +86,47 @@ type Backend struct {
 	pools sync.Map
 	// finalized is set by Finalize.
 	finalized atomic.Bool
+	// noContract disables the broadcast-multiply-reduce to GEMM rewrite
+	// (option "nocontract").
+	noContract bool
+	// noConvLayout makes convolutions transpose their kernels and outputs
+	// into the canonical layout instead of reading and writing them in
+	// place (option "noconvlayout").
+	noConvLayout bool
+	// noMultiFuse keeps elementwise clusters single-output (option
+	// "nomultifuse").
+	noMultiFuse bool
 }
 
 var _ backends.Backend = (*Backend)(nil)
 
-// New creates a CPU backend. The configuration string must be empty: the
-// backend has no options yet.
+// New creates a CPU backend. The configuration is a comma-separated list of
+// options (empty for the defaults):
+//
+//   - nocontract: build sums of broadcast products, ReduceSum(Mul(a, b)),
+//     as written instead of as a DotGeneral (for comparisons and tests).
+//   - noconvlayout: convolutions transpose (and reverse) their kernels and
+//     outputs into the canonical layout instead of reading and writing them
+//     in place.
+//   - nomultifuse: elementwise clusters have a single output: a fused
+//     value read by several passes is materialized and read back instead of
+//     written as a side output of one merged pass.
 func New(config string) (backends.Backend, error) {
-	if strings.TrimSpace(config) != "" {
-		return nil, fmt.Errorf("cpu backend: unknown configuration %q (no options are supported)", config)
+	b := &Backend{}
+	for _, opt := range strings.Split(config, ",") {
+		switch opt = strings.TrimSpace(opt); opt {
+		case "":
+		case "nocontract":
+			b.noContract = true
+		case "noconvlayout":
+			b.noConvLayout = true
+		case "nomultifuse":
+			b.noMultiFuse = true
+		default:
+			return nil, fmt.Errorf("cpu backend: unknown configuration option %q in %q (known: nocontract, noconvlayout, nomultifuse)", opt, config)
+		}
 	}
-	return &Backend{}, nil
+	return b, nil
 }
 
 // Name returns the backend's short name, "cpu".

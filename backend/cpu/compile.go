@@ -172,6 +172,66 @@ func compile(b *Builder, outs []*node) (*Executable, error) {
 			vals[i].kind = vkNone
 		}
 	}
+	// Multi-output fusion: a cluster whose root feeds another cluster of the
+	// same dimensions joins it, its root becoming a side output of the
+	// merged pass when something else still reads it (or it is an output).
+	// The merged step runs at the later root's position, so every outside
+	// reader of the side output must come after that root.
+	sideOut := make(map[int]bool)
+	if !b.backend.noMultiFuse {
+		for i := nn - 1; i >= 0; i-- {
+			if cluster[i] != i || len(consumers[i]) == 0 {
+				continue
+			}
+			// Candidate clusters, earliest root first: joining an earlier
+			// one leaves more readers after it.
+			var cands []int
+			for _, c := range consumers[i] {
+				if r := cluster[c.idx]; isElementwise(c) && r >= 0 && !slices.Contains(cands, r) &&
+					slices.Equal(nodes[i].shape.Dimensions, nodes[r].shape.Dimensions) {
+					cands = append(cands, r)
+				}
+			}
+			slices.Sort(cands)
+			y := -1
+			for _, r := range cands {
+				ok := true
+				for _, c := range consumers[i] {
+					if cluster[c.idx] != r && c.idx <= r {
+						ok = false
+						break
+					}
+				}
+				if ok {
+					y = r
+					break
+				}
+			}
+			if y < 0 {
+				continue
+			}
+			for j := range cluster {
+				if cluster[j] == i {
+					cluster[j] = y
+				}
+			}
+		}
+		for i := range nodes {
+			r := cluster[i]
+			if r < 0 || r == i || vals[i].kind == vkNone {
+				continue
+			}
+			ext := isOutput[i]
+			for _, c := range consumers[i] {
+				ext = ext || cluster[c.idx] != r
+			}
+			if ext {
+				sideOut[i] = true
+			} else {
+				vals[i].kind = vkNone
+			}
+		}
+	}
 	// Virtual broadcasts: read through by fused consumers, never materialized.
 	virtual := make([]bool, nn)
 	for i := nn - 1; i >= 0; i-- {
@@ -212,7 +272,7 @@ func compile(b *Builder, outs []*node) (*Executable, error) {
 			if cluster[i] != i {
 				continue
 			}
-			st, err = buildFusedStep(n, members[i], virtual, func(v int) int { return vals[v].root })
+			st, err = buildFusedStep(n, members[i], sideOut, virtual, func(v int) int { return vals[v].root })
 		case virtual[i]:
 			continue
 		default:

@@ -91,12 +91,10 @@ func (b *Builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 	if err != nil {
 		return nil, err
 	}
-	k, err := b.permuted(in[1], slices.Concat(axes.KernelSpatial, []int{axes.KernelInputChannels, axes.KernelOutputChannels}))
+	k, err := convKernelInPlace(in[1], axes, p)
 	if err != nil {
 		return nil, err
 	}
-	canonDims := slices.Concat([]int{p.Batch / p.BatchGroups}, p.OutSpatial, []int{p.OutChannels})
-	conv := b.newNode(backends.OpTypeConvGeneral, shapes.Make(xs.DType, canonDims...), p, x, k)
 	// Output axis j holds canonical axis perm[j].
 	perm := make([]int, rank)
 	perm[axes.OutputBatch] = 0
@@ -104,11 +102,71 @@ func (b *Builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 		perm[a] = 1 + i
 	}
 	perm[axes.OutputChannels] = rank - 1
+	if !isIdentityPerm(perm) && axes.OutputChannels == rank-1 && outShape.Size() > 0 && !b.backend.noConvLayout {
+		// Channels stay innermost: the kernel writes the other axes in
+		// place (e.g. the kernel gradient's [KH, KW, Cin, Cout]).
+		os := rowMajorStrides(outShape.Dimensions)
+		ol := &kernels.ConvOutputLayout{Batch: os[axes.OutputBatch]}
+		for _, a := range axes.OutputSpatial {
+			ol.Spatial = append(ol.Spatial, os[a])
+		}
+		p.OutputLayout = ol
+		return b.newNode(backends.OpTypeConvGeneral, outShape.Clone(), p, x, k), nil
+	}
+	canonDims := slices.Concat([]int{p.Batch / p.BatchGroups}, p.OutSpatial, []int{p.OutChannels})
+	conv := b.newNode(backends.OpTypeConvGeneral, shapes.Make(xs.DType, canonDims...), p, x, k)
 	out, err := b.permuted(conv, perm)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// convKernelInPlace returns the node the convolution reads its kernel from
+// and, when that is not the canonical [spatial..., in, out] layout, sets
+// p.KernelLayout so that the kernel is read in place: any axis order, and a
+// Reverse of spatial axes (as in GoMLX's input gradient) folded into the
+// strides instead of materialized.
+func convKernelInPlace(k *node, axes backends.ConvolveAxesConfig, p *kernels.ConvParams) (*node, error) {
+	src := k
+	var rev []bool
+	if k.op == backends.OpTypeReverse {
+		rev = make([]bool, len(axes.KernelSpatial))
+		folded := true
+		for _, a := range k.data.(*axesData).axes {
+			i := slices.Index(axes.KernelSpatial, a)
+			if i < 0 {
+				folded = false
+				break
+			}
+			rev[i] = !rev[i]
+		}
+		if folded {
+			src = k.inputs[0]
+		}
+		if !folded || !slices.Contains(rev, true) {
+			rev = nil
+		}
+	}
+	perm := slices.Concat(axes.KernelSpatial, []int{axes.KernelInputChannels, axes.KernelOutputChannels})
+	if rev == nil && isIdentityPerm(perm) {
+		return src, nil
+	}
+	if src.shape.Size() == 0 || k.builder.backend.noConvLayout {
+		// The canonical layout, materialized (also for empty kernels,
+		// whose strides would be degenerate).
+		return k.builder.permuted(k, perm)
+	}
+	st := rowMajorStrides(src.shape.Dimensions)
+	kl := &kernels.ConvKernelLayout{In: st[axes.KernelInputChannels], Out: st[axes.KernelOutputChannels], Reverse: rev}
+	for _, a := range axes.KernelSpatial {
+		kl.Spatial = append(kl.Spatial, st[a])
+	}
+	if rev == nil {
+		kl.Reverse = nil
+	}
+	p.KernelLayout = kl
+	return src, nil
 }
 
 // permuted returns x transposed by perm, or x itself for the identity.

@@ -165,7 +165,7 @@ func lowerDot(n *node) (kernelFn, error) {
 	lda, ldb = max(lda, 1), max(ldb, 1)
 	ldc := max(nn, 1)
 	perBatch := func(batchFn func(i int)) {
-		if d.batch > 1 && 2*m*nn*k < dotSmallFlops {
+		if 2*m*nn*k < dotSmallFlops {
 			kernels.Parallel(d.batch, max(1, dotSmallFlops/(2*m*nn*k+1)), func(lo, hi int) {
 				for i := lo; i < hi; i++ {
 					batchFn(i)
@@ -181,6 +181,12 @@ func lowerDot(n *node) (kernelFn, error) {
 	case dtypes.Float32:
 		return func(ins, outs []any) {
 			a, bb, c := ins[0].([]float32), ins[1].([]float32), outs[0].([]float32)
+			if d.batch == 1 { // the common case, without a closure
+				if err := kernels.GemmF32(d.transA, d.transB, m, nn, k, 1, a, lda, bb, ldb, 0, c, ldc); err != nil {
+					panic(err)
+				}
+				return
+			}
 			perBatch(func(i int) {
 				if err := kernels.GemmF32(d.transA, d.transB, m, nn, k, 1, a[i*aStride:], lda, bb[i*bStride:], ldb, 0, c[i*cStride:], ldc); err != nil {
 					panic(err)
@@ -190,6 +196,12 @@ func lowerDot(n *node) (kernelFn, error) {
 	case dtypes.Float64:
 		return func(ins, outs []any) {
 			a, bb, c := ins[0].([]float64), ins[1].([]float64), outs[0].([]float64)
+			if d.batch == 1 { // the common case, without a closure
+				if err := kernels.GemmF64(d.transA, d.transB, m, nn, k, 1, a, lda, bb, ldb, 0, c, ldc); err != nil {
+					panic(err)
+				}
+				return
+			}
 			perBatch(func(i int) {
 				if err := kernels.GemmF64(d.transA, d.transB, m, nn, k, 1, a[i*aStride:], lda, bb[i*bStride:], ldb, 0, c[i*cStride:], ldc); err != nil {
 					panic(err)

@@ -16,6 +16,16 @@ import (
 // slices of the same length (broadcasting is resolved by the caller).
 type ewFn func(dst any, srcs []any)
 
+// asSlice returns the []T held by x, which holds either a []T or a *[]T
+// (the fused engine passes its block views by pointer: boxing a slice into
+// an interface allocates, boxing a pointer does not).
+func asSlice[T any](x any) []T {
+	if p, ok := x.(*[]T); ok {
+		return *p
+	}
+	return x.([]T)
+}
+
 func (b *Builder) addUnary(op backends.OpType, x backends.Op) (backends.Op, error) {
 	in, err := b.checkOps(op.String(), x)
 	if err != nil {
@@ -242,7 +252,7 @@ func unaryKernel(op backends.OpType, dt dtypes.DType) (ewFn, error) {
 	case dtypes.Bool:
 		if op == backends.OpTypeLogicalNot {
 			return func(dst any, srcs []any) {
-				d, s := dst.([]bool), srcs[0].([]bool)
+				d, s := asSlice[bool](dst), asSlice[bool](srcs[0])
 				d = d[:len(s)]
 				for i, x := range s {
 					d[i] = !x
@@ -257,7 +267,7 @@ func unaryKernel(op backends.OpType, dt dtypes.DType) (ewFn, error) {
 // indirect call does not matter).
 func mapUnary[T, U any](f func(T) U) ewFn {
 	return func(dst any, srcs []any) {
-		d, s := dst.([]U), srcs[0].([]T)
+		d, s := asSlice[U](dst), asSlice[T](srcs[0])
 		d = d[:len(s)]
 		for i, x := range s {
 			d[i] = f(x)
@@ -269,7 +279,7 @@ func floatUnary[T floatT](op backends.OpType) (ewFn, error) {
 	switch op {
 	case backends.OpTypeNeg:
 		return func(dst any, srcs []any) {
-			d, s := dst.([]T), srcs[0].([]T)
+			d, s := asSlice[T](dst), asSlice[T](srcs[0])
 			d = d[:len(s)]
 			for i, x := range s {
 				d[i] = -x
@@ -277,7 +287,7 @@ func floatUnary[T floatT](op backends.OpType) (ewFn, error) {
 		}, nil
 	case backends.OpTypeAbs:
 		return func(dst any, srcs []any) {
-			d, s := dst.([]T), srcs[0].([]T)
+			d, s := asSlice[T](dst), asSlice[T](srcs[0])
 			d = d[:len(s)]
 			for i, x := range s {
 				d[i] = T(math.Abs(float64(x)))
@@ -285,7 +295,7 @@ func floatUnary[T floatT](op backends.OpType) (ewFn, error) {
 		}, nil
 	case backends.OpTypeSqrt:
 		return func(dst any, srcs []any) {
-			d, s := dst.([]T), srcs[0].([]T)
+			d, s := asSlice[T](dst), asSlice[T](srcs[0])
 			d = d[:len(s)]
 			for i, x := range s {
 				d[i] = T(math.Sqrt(float64(x)))
@@ -293,7 +303,7 @@ func floatUnary[T floatT](op backends.OpType) (ewFn, error) {
 		}, nil
 	case backends.OpTypeRsqrt:
 		return func(dst any, srcs []any) {
-			d, s := dst.([]T), srcs[0].([]T)
+			d, s := asSlice[T](dst), asSlice[T](srcs[0])
 			d = d[:len(s)]
 			for i, x := range s {
 				d[i] = T(1 / math.Sqrt(float64(x)))
@@ -303,14 +313,18 @@ func floatUnary[T floatT](op backends.OpType) (ewFn, error) {
 		return func(dst any, srcs []any) {
 			switch d := dst.(type) {
 			case []float32:
-				signF32(d, srcs[0].([]float32))
+				signF32(d, asSlice[float32](srcs[0]))
+			case *[]float32:
+				signF32(*d, asSlice[float32](srcs[0]))
 			case []float64:
-				signF64(d, srcs[0].([]float64))
+				signF64(d, asSlice[float64](srcs[0]))
+			case *[]float64:
+				signF64(*d, asSlice[float64](srcs[0]))
 			}
 		}, nil
 	case backends.OpTypeFloor:
 		return func(dst any, srcs []any) {
-			d, s := dst.([]T), srcs[0].([]T)
+			d, s := asSlice[T](dst), asSlice[T](srcs[0])
 			d = d[:len(s)]
 			for i, x := range s {
 				d[i] = T(math.Floor(float64(x)))
@@ -318,7 +332,7 @@ func floatUnary[T floatT](op backends.OpType) (ewFn, error) {
 		}, nil
 	case backends.OpTypeCeil:
 		return func(dst any, srcs []any) {
-			d, s := dst.([]T), srcs[0].([]T)
+			d, s := asSlice[T](dst), asSlice[T](srcs[0])
 			d = d[:len(s)]
 			for i, x := range s {
 				d[i] = T(math.Ceil(float64(x)))
@@ -326,7 +340,7 @@ func floatUnary[T floatT](op backends.OpType) (ewFn, error) {
 		}, nil
 	case backends.OpTypeRound:
 		return func(dst any, srcs []any) {
-			d, s := dst.([]T), srcs[0].([]T)
+			d, s := asSlice[T](dst), asSlice[T](srcs[0])
 			d = d[:len(s)]
 			for i, x := range s {
 				d[i] = T(math.RoundToEven(float64(x)))
@@ -359,7 +373,7 @@ func floatUnary[T floatT](op backends.OpType) (ewFn, error) {
 		return mapUnary(func(x T) T { return T(math.Erf(float64(x))) }), nil
 	case backends.OpTypeIsFinite:
 		return func(dst any, srcs []any) {
-			d, s := dst.([]bool), srcs[0].([]T)
+			d, s := asSlice[bool](dst), asSlice[T](srcs[0])
 			d = d[:len(s)]
 			for i, x := range s {
 				d[i] = x-x == 0 // false for ±Inf and NaN
@@ -367,7 +381,7 @@ func floatUnary[T floatT](op backends.OpType) (ewFn, error) {
 		}, nil
 	case backends.OpTypeIsNaN:
 		return func(dst any, srcs []any) {
-			d, s := dst.([]bool), srcs[0].([]T)
+			d, s := asSlice[bool](dst), asSlice[T](srcs[0])
 			d = d[:len(s)]
 			for i, x := range s {
 				d[i] = x != x
@@ -453,7 +467,7 @@ func binaryKernel(op backends.OpType, dt dtypes.DType) (ewFn, error) {
 
 func mapBinary[T, U any](f func(a, b T) U) ewFn {
 	return func(dst any, srcs []any) {
-		d, a, b := dst.([]U), srcs[0].([]T), srcs[1].([]T)
+		d, a, b := asSlice[U](dst), asSlice[T](srcs[0]), asSlice[T](srcs[1])
 		d = d[:len(a)]
 		b = b[:len(a)]
 		for i := range a {
@@ -467,7 +481,7 @@ func numBinary[T numT](op backends.OpType) ewFn {
 	switch op {
 	case backends.OpTypeAdd:
 		return func(dst any, srcs []any) {
-			d, a, b := dst.([]T), srcs[0].([]T), srcs[1].([]T)
+			d, a, b := asSlice[T](dst), asSlice[T](srcs[0]), asSlice[T](srcs[1])
 			d, b = d[:len(a)], b[:len(a)]
 			for i := range a {
 				d[i] = a[i] + b[i]
@@ -475,7 +489,7 @@ func numBinary[T numT](op backends.OpType) ewFn {
 		}
 	case backends.OpTypeSub:
 		return func(dst any, srcs []any) {
-			d, a, b := dst.([]T), srcs[0].([]T), srcs[1].([]T)
+			d, a, b := asSlice[T](dst), asSlice[T](srcs[0]), asSlice[T](srcs[1])
 			d, b = d[:len(a)], b[:len(a)]
 			for i := range a {
 				d[i] = a[i] - b[i]
@@ -483,7 +497,7 @@ func numBinary[T numT](op backends.OpType) ewFn {
 		}
 	case backends.OpTypeMul:
 		return func(dst any, srcs []any) {
-			d, a, b := dst.([]T), srcs[0].([]T), srcs[1].([]T)
+			d, a, b := asSlice[T](dst), asSlice[T](srcs[0]), asSlice[T](srcs[1])
 			d, b = d[:len(a)], b[:len(a)]
 			for i := range a {
 				d[i] = a[i] * b[i]
@@ -491,7 +505,7 @@ func numBinary[T numT](op backends.OpType) ewFn {
 		}
 	case backends.OpTypeMax:
 		return func(dst any, srcs []any) {
-			d, a, b := dst.([]T), srcs[0].([]T), srcs[1].([]T)
+			d, a, b := asSlice[T](dst), asSlice[T](srcs[0]), asSlice[T](srcs[1])
 			d, b = d[:len(a)], b[:len(a)]
 			for i := range a {
 				d[i] = max(a[i], b[i])
@@ -499,7 +513,7 @@ func numBinary[T numT](op backends.OpType) ewFn {
 		}
 	case backends.OpTypeMin:
 		return func(dst any, srcs []any) {
-			d, a, b := dst.([]T), srcs[0].([]T), srcs[1].([]T)
+			d, a, b := asSlice[T](dst), asSlice[T](srcs[0]), asSlice[T](srcs[1])
 			d, b = d[:len(a)], b[:len(a)]
 			for i := range a {
 				d[i] = min(a[i], b[i])
@@ -516,7 +530,7 @@ func floatBinary[T floatT](op backends.OpType) (ewFn, error) {
 	switch op {
 	case backends.OpTypeDiv:
 		return func(dst any, srcs []any) {
-			d, a, b := dst.([]T), srcs[0].([]T), srcs[1].([]T)
+			d, a, b := asSlice[T](dst), asSlice[T](srcs[0]), asSlice[T](srcs[1])
 			d, b = d[:len(a)], b[:len(a)]
 			for i := range a {
 				d[i] = a[i] / b[i]
@@ -726,7 +740,7 @@ func floatCompare[T floatT](op backends.OpType) (ewFn, error) {
 	switch op {
 	case backends.OpTypeGreaterThan:
 		return func(dst any, srcs []any) {
-			d, a, b := dst.([]bool), srcs[0].([]T), srcs[1].([]T)
+			d, a, b := asSlice[bool](dst), asSlice[T](srcs[0]), asSlice[T](srcs[1])
 			d, b = d[:len(a)], b[:len(a)]
 			for i := range a {
 				d[i] = a[i] > b[i]
@@ -734,7 +748,7 @@ func floatCompare[T floatT](op backends.OpType) (ewFn, error) {
 		}, nil
 	case backends.OpTypeGreaterOrEqual:
 		return func(dst any, srcs []any) {
-			d, a, b := dst.([]bool), srcs[0].([]T), srcs[1].([]T)
+			d, a, b := asSlice[bool](dst), asSlice[T](srcs[0]), asSlice[T](srcs[1])
 			d, b = d[:len(a)], b[:len(a)]
 			for i := range a {
 				d[i] = a[i] >= b[i]
@@ -742,7 +756,7 @@ func floatCompare[T floatT](op backends.OpType) (ewFn, error) {
 		}, nil
 	case backends.OpTypeEqual:
 		return func(dst any, srcs []any) {
-			d, a, b := dst.([]bool), srcs[0].([]T), srcs[1].([]T)
+			d, a, b := asSlice[bool](dst), asSlice[T](srcs[0]), asSlice[T](srcs[1])
 			d, b = d[:len(a)], b[:len(a)]
 			for i := range a {
 				d[i] = a[i] == b[i]
@@ -784,7 +798,7 @@ func whereKernel(dt dtypes.DType) (ewFn, error) {
 
 func whereT[T anyElem]() ewFn {
 	return func(dst any, srcs []any) {
-		d, c, a, b := dst.([]T), srcs[0].([]bool), srcs[1].([]T), srcs[2].([]T)
+		d, c, a, b := asSlice[T](dst), asSlice[bool](srcs[0]), asSlice[T](srcs[1]), asSlice[T](srcs[2])
 		d, a, b = d[:len(c)], a[:len(c)], b[:len(c)]
 		for i, ci := range c {
 			if ci {
@@ -824,7 +838,7 @@ func clampKernel(dt dtypes.DType) (ewFn, error) {
 
 func clampT[T numT]() ewFn {
 	return func(dst any, srcs []any) {
-		d, lo, x, hi := dst.([]T), srcs[0].([]T), srcs[1].([]T), srcs[2].([]T)
+		d, lo, x, hi := asSlice[T](dst), asSlice[T](srcs[0]), asSlice[T](srcs[1]), asSlice[T](srcs[2])
 		d, lo, hi = d[:len(x)], lo[:len(x)], hi[:len(x)]
 		for i := range x {
 			d[i] = min(max(x[i], lo[i]), hi[i])
@@ -924,7 +938,7 @@ func convertFrom[F numT](to dtypes.DType) (ewFn, error) {
 
 func convertLoop[F, T numT]() ewFn {
 	return func(dst any, srcs []any) {
-		d, s := dst.([]T), srcs[0].([]F)
+		d, s := asSlice[T](dst), asSlice[F](srcs[0])
 		d = d[:len(s)]
 		for i, x := range s {
 			d[i] = T(x)
@@ -1008,7 +1022,7 @@ func nonNegIndicatorKernel(dt dtypes.DType) (ewFn, error) {
 	switch dt {
 	case dtypes.Float32:
 		return func(dst any, srcs []any) {
-			d, s := dst.([]float32), srcs[0].([]float32)
+			d, s := asSlice[float32](dst), asSlice[float32](srcs[0])
 			d = d[:len(s)]
 			for i, y := range s {
 				b := math.Float32bits(y)
@@ -1020,7 +1034,7 @@ func nonNegIndicatorKernel(dt dtypes.DType) (ewFn, error) {
 		}, nil
 	case dtypes.Float64:
 		return func(dst any, srcs []any) {
-			d, s := dst.([]float64), srcs[0].([]float64)
+			d, s := asSlice[float64](dst), asSlice[float64](srcs[0])
 			d = d[:len(s)]
 			for i, y := range s {
 				b := math.Float64bits(y)
@@ -1032,4 +1046,36 @@ func nonNegIndicatorKernel(dt dtypes.DType) (ewFn, error) {
 		}, nil
 	}
 	return nil, unsupported(backends.OpTypeSign, dt)
+}
+
+// maskedMulKernel computes g * NonNegativeIndicator(y) (see
+// nonNegIndicatorKernel) in one loop: srcs are g and y.
+func maskedMulKernel(dt dtypes.DType) (ewFn, error) {
+	switch dt {
+	case dtypes.Float32:
+		return func(dst any, srcs []any) {
+			d, g, s := asSlice[float32](dst), asSlice[float32](srcs[0]), asSlice[float32](srcs[1])
+			d, g = d[:len(s)], g[:len(s)]
+			for i, y := range s {
+				b := math.Float32bits(y)
+				abs := b & 0x7fffffff
+				nonNeg := (1 - b>>31) | (abs-1)>>31
+				keep := -((0x7f800000 - abs) >> 31)
+				d[i] = g[i] * math.Float32frombits(b&keep|(nonNeg*0x3f800000)&^keep)
+			}
+		}, nil
+	case dtypes.Float64:
+		return func(dst any, srcs []any) {
+			d, g, s := asSlice[float64](dst), asSlice[float64](srcs[0]), asSlice[float64](srcs[1])
+			d, g = d[:len(s)], g[:len(s)]
+			for i, y := range s {
+				b := math.Float64bits(y)
+				abs := b & 0x7fffffffffffffff
+				nonNeg := (1 - b>>63) | (abs-1)>>63
+				keep := -((0x7ff0000000000000 - abs) >> 63)
+				d[i] = g[i] * math.Float64frombits(b&keep|(nonNeg*0x3ff0000000000000)&^keep)
+			}
+		}, nil
+	}
+	return nil, unsupported(backends.OpTypeMul, dt)
 }

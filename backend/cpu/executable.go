@@ -39,10 +39,17 @@ type arena struct {
 	slots [][]uint64
 	vals  []any
 	args  []any
+	// Per-call bookkeeping of Execute, reused (cleared on return).
+	bufs      []*Buffer
+	used      []bool
+	outBufs   []*Buffer
+	fromDonor []bool
 }
 
 func (e *Executable) newArena() *arena {
-	a := &arena{vals: make([]any, len(e.values))}
+	a := &arena{vals: make([]any, len(e.values)),
+		bufs: make([]*Buffer, len(e.paramShapes)), used: make([]bool, len(e.paramShapes)),
+		outBufs: make([]*Buffer, len(e.outputs)), fromDonor: make([]bool, len(e.outputs))}
 	a.slots = make([][]uint64, len(e.slotWords))
 	for i, nw := range e.slotWords {
 		a.slots[i] = make([]uint64, nw)
@@ -87,6 +94,10 @@ func (e *Executable) getArena() (*arena, error) {
 }
 
 func (e *Executable) putArena(a *arena) {
+	clear(a.bufs)
+	clear(a.used)
+	clear(a.outBufs)
+	clear(a.fromDonor)
 	// Drop references to caller buffers.
 	for _, pv := range e.paramValues {
 		a.vals[pv] = nil
@@ -137,10 +148,17 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 	if donate != nil && len(donate) != len(inputs) {
 		return nil, fmt.Errorf("cpu backend: executing %q: got %d donate flags for %d inputs", e.name, len(donate), len(inputs))
 	}
-	bufs := make([]*Buffer, len(inputs))
+	a, err := e.getArena()
+	if err != nil {
+		return nil, err
+	}
+	defer e.putArena(a)
+	bufs := a.bufs
 	for i, in := range inputs {
-		bb, err := toBuffer(in, fmt.Sprintf("executing %q, input #%d (%q)", e.name, i, e.paramNames[i]))
-		if err != nil {
+		bb, ok := in.(*Buffer)
+		if !ok || bb == nil || bb.invalid.Load() {
+			// Build the message only on failure: Execute must not allocate.
+			_, err := toBuffer(in, fmt.Sprintf("executing %q, input #%d (%q)", e.name, i, e.paramNames[i]))
 			return nil, err
 		}
 		if !bb.shape.Equal(e.paramShapes[i]) {
@@ -161,20 +179,15 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 			}
 		}
 	}
-	a, err := e.getArena()
-	if err != nil {
-		return nil, err
-	}
-	defer e.putArena(a)
 	vals := a.vals
 	for i, pv := range e.paramValues {
 		vals[pv] = bufs[i].flat
 	}
 
 	// Output buffers: a donated input when the plan allows, else fresh.
-	used := make([]bool, len(inputs)) // donated inputs already handed over
-	outBufs := make([]*Buffer, len(e.outputs))
-	fromDonor := make([]bool, len(e.outputs))
+	used := a.used // donated inputs already handed over
+	outBufs := a.outBufs
+	fromDonor := a.fromDonor
 	donated := func(pv int) (int, bool) {
 		pi := e.values[pv].param
 		return pi, donate != nil && donate[pi] && !used[pi]

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -56,13 +57,21 @@ type fusedProg struct {
 	leaves  []fusedLeaf
 	instrs  []fusedInstr
 	regType []dtypes.DType
-	pool    sync.Pool
+	// sides lists the side outputs: step output sides[i].out is register
+	// sides[i].reg, copied out at the end of each block (after all reads
+	// of the block, so outputs may overwrite inputs read in place). The
+	// last output of the step is written directly by the last instruction.
+	sides []fusedSide
+	pool  sync.Pool
 }
 
+type fusedSide struct{ reg, out int }
+
 type fusedScratch struct {
-	regs    []any // current block views
+	regs    []any // current block views, each a *[]T (see asSlice)
 	storage []any // block-sized storage for non-full registers
 	args    [][]any
+	outView []any // per side output, a *[]T view of its output block
 }
 
 // isElementwise reports whether n can be a member of a fusion cluster.
@@ -134,11 +143,19 @@ func collapseAxes(dims, strides []int) ([]int, []int) {
 	return d, s
 }
 
-// buildFusedStep builds the step of the cluster rooted at root.
-func buildFusedStep(root *node, members []*node, virtual []bool, rootOf func(int) int) (*step, error) {
+// buildFusedStep builds the step of the cluster rooted at root; the
+// members in sideOut are written out too (side outputs, before the root in
+// the step's outputs).
+func buildFusedStep(root *node, members []*node, sideOut map[int]bool, virtual []bool, rootOf func(int) int) (*step, error) {
 	outDims := root.shape.Dimensions
 	prog := &fusedProg{size: root.shape.Size()}
-	st := &step{name: "fused(" + root.op.String() + ")", outs: []int{root.idx}}
+	st := &step{name: "fused(" + root.op.String() + ")"}
+	for _, m := range members {
+		if sideOut[m.idx] {
+			st.outs = append(st.outs, m.idx)
+		}
+	}
+	st.outs = append(st.outs, root.idx)
 	reg := make(map[int]int)    // member node idx -> register
 	leafOf := make(map[int]int) // input node idx -> register
 	type readKey struct {
@@ -210,9 +227,19 @@ func buildFusedStep(root *node, members []*node, virtual []bool, rootOf func(int
 			}
 		}
 	}
-	skip, rewrite := peepholes(members, inCluster, virtual)
+	skip, rewrite, masked := peepholes(members, inCluster, sideOut, virtual)
+	regOf := func(x *node) int {
+		if inCluster[x.idx] {
+			return reg[x.idx]
+		}
+		return leafOf[x.idx]
+	}
 	for _, m := range members {
 		if skip[m.idx] {
+			continue
+		}
+		if x := identityOperand(m, virtual); x != nil && m != root && !sideOut[m.idx] {
+			reg[m.idx] = regOf(x) // x - 0 or x * 1: no instruction
 			continue
 		}
 		fn, err := ewKernel(m)
@@ -220,6 +247,10 @@ func buildFusedStep(root *node, members []*node, virtual []bool, rootOf func(int
 		if y, ok := rewrite[m.idx]; ok {
 			fn, err = nonNegIndicatorKernel(m.shape.DType)
 			inputs = []*node{y}
+		}
+		if gy, ok := masked[m.idx]; ok {
+			fn, err = maskedMulKernel(m.shape.DType)
+			inputs = gy[:]
 		}
 		if err != nil {
 			return nil, err
@@ -229,13 +260,12 @@ func buildFusedStep(root *node, members []*node, virtual []bool, rootOf func(int
 		reg[m.idx] = r
 		ins := fusedInstr{dst: r, fn: fn}
 		for _, x := range inputs {
-			if inCluster[x.idx] {
-				ins.srcs = append(ins.srcs, reg[x.idx])
-			} else {
-				ins.srcs = append(ins.srcs, leafOf[x.idx])
-			}
+			ins.srcs = append(ins.srcs, regOf(x))
 		}
 		prog.instrs = append(prog.instrs, ins)
+		if sideOut[m.idx] {
+			prog.sides = append(prog.sides, fusedSide{reg: r, out: len(prog.sides)})
+		}
 	}
 	for rv, n := range fullReads {
 		if n > 0 && !otherReads[rv] {
@@ -252,9 +282,11 @@ func buildFusedStep(root *node, members []*node, virtual []bool, rootOf func(int
 // peepholes finds instruction patterns inside a cluster worth computing in
 // one step. For now: GoMLX's NonNegativeIndicator, Sign(Add(Sign(y), 1)),
 // which its ReLU (Max) gradient applies to every activation, becomes one
-// branchless instruction on y. It returns the members to skip and, for each
-// rewritten member, its new single input.
-func peepholes(members []*node, inCluster map[int]bool, virtual []bool) (skip map[int]bool, rewrite map[int]*node) {
+// branchless instruction on y, and a product g * indicator becomes one
+// masked multiply. Side outputs are never folded away. It returns the
+// members to skip, for each rewritten indicator its new single input y,
+// and for each masked multiply its inputs (g, y).
+func peepholes(members []*node, inCluster, sideOut map[int]bool, virtual []bool) (skip map[int]bool, rewrite map[int]*node, masked map[int][2]*node) {
 	skip, rewrite = make(map[int]bool), make(map[int]*node)
 	uses := make(map[int]int)
 	for _, m := range members {
@@ -263,7 +295,7 @@ func peepholes(members []*node, inCluster map[int]bool, virtual []bool) (skip ma
 		}
 	}
 	single := func(n *node, op backends.OpType) bool {
-		return inCluster[n.idx] && n.op == op && uses[n.idx] == 1
+		return inCluster[n.idx] && n.op == op && uses[n.idx] == 1 && !sideOut[n.idx]
 	}
 	for _, m := range members {
 		if m.op != backends.OpTypeSign || !m.shape.DType.IsFloat() {
@@ -282,7 +314,48 @@ func peepholes(members []*node, inCluster map[int]bool, virtual []bool) (skip ma
 			}
 		}
 	}
-	return skip, rewrite
+	// The indicator's usual reader, the ReLU gradient g * indicator(y),
+	// becomes one masked multiply (same arithmetic, one loop).
+	masked = make(map[int][2]*node)
+	for _, m := range members {
+		if m.op != backends.OpTypeMul || !m.shape.DType.IsFloat() {
+			continue
+		}
+		for k := range 2 {
+			ind, g := m.inputs[k], m.inputs[1-k]
+			if y, ok := rewrite[ind.idx]; ok && uses[ind.idx] == 1 && !sideOut[ind.idx] && ind.idx != m.idx {
+				skip[ind.idx] = true
+				masked[m.idx] = [2]*node{g, y}
+				break
+			}
+		}
+	}
+	return skip, rewrite, masked
+}
+
+// identityOperand returns x when n computes exactly x: x - 0 (IEEE: also
+// for -0 and NaN; x + 0 is not, as -0 + 0 = +0) or x * 1, with the
+// constant a scalar and x of n's shape and dtype; nil otherwise.
+func identityOperand(n *node, virtual []bool) *node {
+	if !n.shape.DType.IsFloat() || len(n.inputs) != 2 {
+		return nil
+	}
+	a, b := n.inputs[0], n.inputs[1]
+	same := func(x *node) bool { return x.shape.Equal(n.shape) }
+	switch n.op {
+	case backends.OpTypeSub:
+		if same(a) && isScalarConstant(b, virtual, 0) {
+			return a
+		}
+	case backends.OpTypeMul:
+		if same(a) && isScalarConstant(b, virtual, 1) {
+			return a
+		}
+		if same(b) && isScalarConstant(a, virtual, 1) {
+			return b
+		}
+	}
+	return nil
 }
 
 // isScalarConstant reports whether n reads (through reshapes and virtual
@@ -292,17 +365,25 @@ func isScalarConstant(n *node, virtual []bool, v float64) bool {
 	for src.op == backends.OpTypeReshape || src.op == backends.OpTypeIdentity {
 		src = src.inputs[0]
 	}
-	return src.op == backends.OpTypeConstant && src.shape.Size() == 1 && scalarAsFloat64(src.data, 0) == v
+	if src.op != backends.OpTypeConstant || src.shape.Size() != 1 {
+		return false
+	}
+	c := scalarAsFloat64(src.data, 0)
+	return c == v && math.Signbit(c) == math.Signbit(v) // -0 is not 0 here
 }
 
 func (p *fusedProg) newScratch() *fusedScratch {
 	sc := &fusedScratch{regs: make([]any, len(p.regType)), storage: make([]any, len(p.regType))}
 	nl := len(p.leaves)
 	for r, dt := range p.regType {
+		sc.regs[r] = newView(dt)
 		if r < nl && p.leaves[r].mode == leafFull {
 			continue
 		}
 		sc.storage[r] = makeSlice(dt, fuseBlock)
+	}
+	for _, sd := range p.sides {
+		sc.outView = append(sc.outView, newView(p.regType[sd.reg]))
 	}
 	sc.args = make([][]any, len(p.instrs))
 	for i, in := range p.instrs {
@@ -318,16 +399,17 @@ func (p *fusedProg) run(ins, outs []any) {
 	}
 	nBlocks := (n + fuseBlock - 1) / fuseBlock
 	if n < fuseParallelMin {
-		p.runBlocks(ins, outs[0], 0, nBlocks)
+		p.runBlocks(ins, outs, 0, nBlocks)
 		return
 	}
 	kernels.Parallel(nBlocks, fuseParallelMin/fuseBlock/2, func(lo, hi int) {
-		p.runBlocks(ins, outs[0], lo, hi)
+		p.runBlocks(ins, outs, lo, hi)
 	})
 }
 
-// runBlocks evaluates blocks [b0, b1) of the output.
-func (p *fusedProg) runBlocks(ins []any, out any, b0, b1 int) {
+// runBlocks evaluates blocks [b0, b1) of the outputs.
+func (p *fusedProg) runBlocks(ins, outs []any, b0, b1 int) {
+	out := outs[len(outs)-1]
 	sc := p.pool.Get().(*fusedScratch)
 	defer p.pool.Put(sc)
 	for r, l := range p.leaves {
@@ -343,20 +425,24 @@ func (p *fusedProg) runBlocks(ins []any, out any, b0, b1 int) {
 		for r, l := range p.leaves {
 			switch l.mode {
 			case leafFull:
-				sc.regs[r] = subSlice(ins[l.in], lo, hi)
+				setView(sc.regs[r], ins[l.in], lo, hi)
 			case leafScalar:
-				sc.regs[r] = subSlice(sc.storage[r], 0, m)
+				setView(sc.regs[r], sc.storage[r], 0, m)
 			default:
-				sc.regs[r] = subSlice(sc.storage[r], 0, m)
-				stridedRead(sc.regs[r], ins[l.in], lo, l.dims, l.strides)
+				setView(sc.regs[r], sc.storage[r], 0, m)
+				dst := sc.storage[r]
+				if m < fuseBlock {
+					dst = subSlice(dst, 0, m) // the last block only
+				}
+				stridedRead(dst, ins[l.in], lo, l.dims, l.strides)
 			}
 		}
 		for i := range p.instrs {
 			in := &p.instrs[i]
 			if i == last {
-				sc.regs[in.dst] = subSlice(out, lo, hi)
+				setView(sc.regs[in.dst], out, lo, hi)
 			} else {
-				sc.regs[in.dst] = subSlice(sc.storage[in.dst], 0, m)
+				setView(sc.regs[in.dst], sc.storage[in.dst], 0, m)
 			}
 			args := sc.args[i]
 			for j, s := range in.srcs {
@@ -364,11 +450,117 @@ func (p *fusedProg) runBlocks(ins []any, out any, b0, b1 int) {
 			}
 			in.fn(sc.regs[in.dst], args)
 		}
+		for k, sd := range p.sides {
+			setView(sc.outView[k], outs[sd.out], lo, hi)
+			copyView(sc.outView[k], sc.regs[sd.reg])
+		}
 	}
-	clear(sc.regs)
+	for _, v := range sc.outView {
+		setView(v, nil, 0, 0)
+	}
+	for _, v := range sc.regs {
+		setView(v, nil, 0, 0) // drop references to the caller's buffers
+	}
 	for _, a := range sc.args {
 		clear(a)
 	}
+}
+
+// newView returns a *[]T for dtype dt, boxed.
+func newView(dt dtypes.DType) any {
+	switch dt {
+	case dtypes.Float32:
+		return new([]float32)
+	case dtypes.Float64:
+		return new([]float64)
+	case dtypes.Bool:
+		return new([]bool)
+	case dtypes.Int8:
+		return new([]int8)
+	case dtypes.Int16:
+		return new([]int16)
+	case dtypes.Int32:
+		return new([]int32)
+	case dtypes.Int64:
+		return new([]int64)
+	case dtypes.Uint8:
+		return new([]uint8)
+	case dtypes.Uint16:
+		return new([]uint16)
+	case dtypes.Uint32:
+		return new([]uint32)
+	case dtypes.Uint64:
+		return new([]uint64)
+	}
+	panic(fmt.Sprintf("newView: unsupported dtype %s", dt))
+}
+
+// setView points view (a *[]T from newView) at src[lo:hi] (src a []T), or
+// at nothing when src is nil. It does not allocate.
+func setView(view, src any, lo, hi int) {
+	switch v := view.(type) {
+	case *[]float32:
+		*v = viewOf[float32](src, lo, hi)
+	case *[]float64:
+		*v = viewOf[float64](src, lo, hi)
+	case *[]bool:
+		*v = viewOf[bool](src, lo, hi)
+	case *[]int8:
+		*v = viewOf[int8](src, lo, hi)
+	case *[]int16:
+		*v = viewOf[int16](src, lo, hi)
+	case *[]int32:
+		*v = viewOf[int32](src, lo, hi)
+	case *[]int64:
+		*v = viewOf[int64](src, lo, hi)
+	case *[]uint8:
+		*v = viewOf[uint8](src, lo, hi)
+	case *[]uint16:
+		*v = viewOf[uint16](src, lo, hi)
+	case *[]uint32:
+		*v = viewOf[uint32](src, lo, hi)
+	case *[]uint64:
+		*v = viewOf[uint64](src, lo, hi)
+	default:
+		panic(fmt.Sprintf("setView: unsupported view %T", view))
+	}
+}
+
+// copyView copies the view src into the view dst (both *[]T of one type).
+func copyView(dst, src any) {
+	switch d := dst.(type) {
+	case *[]float32:
+		copy(*d, *src.(*[]float32))
+	case *[]float64:
+		copy(*d, *src.(*[]float64))
+	case *[]bool:
+		copy(*d, *src.(*[]bool))
+	case *[]int8:
+		copy(*d, *src.(*[]int8))
+	case *[]int16:
+		copy(*d, *src.(*[]int16))
+	case *[]int32:
+		copy(*d, *src.(*[]int32))
+	case *[]int64:
+		copy(*d, *src.(*[]int64))
+	case *[]uint8:
+		copy(*d, *src.(*[]uint8))
+	case *[]uint16:
+		copy(*d, *src.(*[]uint16))
+	case *[]uint32:
+		copy(*d, *src.(*[]uint32))
+	case *[]uint64:
+		copy(*d, *src.(*[]uint64))
+	default:
+		panic(fmt.Sprintf("copyView: unsupported view %T", dst))
+	}
+}
+
+func viewOf[T any](src any, lo, hi int) []T {
+	if src == nil {
+		return nil
+	}
+	return src.([]T)[lo:hi:hi]
 }
 
 // fillScalar fills dst with src[0].

@@ -83,9 +83,19 @@ func (b *Builder) addReduce(op backends.OpType, x backends.Op, axes []int) (back
 	return b.newNode(op, shape, &reduceData{slices.Clone(axes)}, in[0]), nil
 }
 
-// ReduceSum sums x over axes (all axes if none given).
+// ReduceSum sums x over axes (all axes if none given). A sum over a
+// broadcast product, ReduceSum(Mul(a, b)), is built as a DotGeneral of a
+// and b (see tryContraction).
 func (b *Builder) ReduceSum(x backends.Op, axes ...int) (backends.Op, error) {
-	return b.addReduce(backends.OpTypeReduceSum, x, axes)
+	r, err := b.addReduce(backends.OpTypeReduceSum, x, axes)
+	if err != nil {
+		return nil, err
+	}
+	rn := r.(*node)
+	if c := b.tryContraction(rn.inputs[0], rn.data.(*reduceData).axes); c != nil {
+		return c, nil
+	}
+	return r, nil
 }
 
 // ReduceProduct multiplies x over axes.

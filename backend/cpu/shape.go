@@ -8,6 +8,7 @@ import (
 	"github.com/gomlx/gomlx/backends/shapeinference"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/sgt-dev/sgt/backend/kernels"
 )
 
 // Layout ops: broadcast, reshape, transpose, slice, concatenate, pad,
@@ -95,7 +96,23 @@ func (b *Builder) Transpose(x backends.Op, permutation ...int) (backends.Op, err
 }
 
 func lowerTranspose(n *node) (kernelFn, error) {
-	c := transposeCopy(n.inputs[0].shape.Dimensions, n.data.(*permData).perm)
+	dims, perm := n.inputs[0].shape.Dimensions, n.data.(*permData).perm
+	switch n.shape.DType {
+	case dtypes.Float32:
+		// The kernels' cache-blocked, parallel transpose (SIMD tiles).
+		return func(ins, outs []any) {
+			if err := kernels.Transpose(ins[0].([]float32), outs[0].([]float32), dims, perm); err != nil {
+				panic(err)
+			}
+		}, nil
+	case dtypes.Float64:
+		return func(ins, outs []any) {
+			if err := kernels.Transpose(ins[0].([]float64), outs[0].([]float64), dims, perm); err != nil {
+				panic(err)
+			}
+		}, nil
+	}
+	c := transposeCopy(dims, perm)
 	return func(ins, outs []any) { c.run(outs[0], 0, ins[0], 0) }, nil
 }
 

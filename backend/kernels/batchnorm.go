@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // BatchNormLayout describes a row-major operand for batch normalisation as
@@ -124,19 +125,95 @@ func bnReduce(l BatchNormLayout, nb int, parts, sum1, sum2 []float64,
 	}
 }
 
+// bnScratch is the per-call scratch of the batch-norm kernels, pooled so
+// that steady-state calls do not allocate it.
+type bnScratch struct {
+	f64 []float64
+	f32 []float32
+	w64 []float64 // coefficients when T is float64
+}
+
+var bnScratchPool = sync.Pool{New: func() any { return new(bnScratch) }}
+
+// bnGetScratch returns pooled scratch with nf64 float64 and nt T elements,
+// all zero.
+func bnGetScratch[T KernelFloat](nf64, nt int) (*bnScratch, []float64, []T) {
+	s := bnScratchPool.Get().(*bnScratch)
+	s.f64 = gemmGrow(s.f64, nf64)
+	clear(s.f64)
+	var ts []T
+	var z T
+	switch any(z).(type) {
+	case float32:
+		s.f32 = gemmGrow(s.f32, nt)
+		clear(s.f32)
+		ts = any(s.f32).([]T)
+	default:
+		s.w64 = gemmGrow(s.w64, nt)
+		clear(s.w64)
+		if t, ok := any(s.w64).([]T); ok {
+			ts = t
+		} else {
+			ts = make([]T, nt) // a named float type
+		}
+	}
+	return s, s.f64, ts
+}
+
+// bnF32 returns s as []float32 when T is float32 and the assembly passes
+// are enabled, else nil.
+func bnF32[T KernelFloat](s []T) []float32 {
+	if !bnSIMD() {
+		return nil
+	}
+	f, _ := any(s).([]float32)
+	return f
+}
+
+// bnVec is the number of leading features the assembly passes handle (a
+// multiple of 8); the Go loops do the rest.
+func bnVec(nf int) int { return nf &^ 7 }
+
 // bnAffine writes dst = ((src - hi[f]) - lo[f]) * coef[f] + add[f] for
-// every element of feature f: the normalisation of inference and training.
-// The centre is split in two parts so that a float64 mean keeps its accuracy
-// with float32 data: src - hi is exact when src is close to hi.
-func bnAffine[T KernelFloat](l BatchNormLayout, src, hi, lo, coef, add, dst []T) {
+// every element of feature f, plus res (if not nil, same layout as src),
+// then max(dst, 0) if relu: the normalisation of inference and training.
+// The centre is split in two parts so that a float64 mean keeps its
+// accuracy with float32 data: src - hi is exact when src is close to hi.
+func bnAffine[T KernelFloat](l BatchNormLayout, src, res, hi, lo, coef, add, dst []T, relu bool) {
 	nf, inner := l.Features, l.Inner
 	if inner == 1 {
+		src32, dst32, res32 := bnF32(src), bnF32(dst), bnF32(res)
+		nv := bnVec(nf)
 		Parallel(l.Outer, poolGrain(nf), func(o0, o1 int) {
 			hi, lo, coef, add := hi[:nf], lo[:nf], coef[:nf], add[:nf]
+			f0 := 0
+			if src32 != nil && nv > 0 {
+				r := 0
+				if relu {
+					r = 1
+				}
+				h32, l32, c32, a32 := bnF32(hi), bnF32(lo), bnF32(coef), bnF32(add)
+				var rp *float32
+				if res32 != nil {
+					rp = &res32[o0*nf]
+				}
+				bnAffineAVX2(&src32[o0*nf], rp, &dst32[o0*nf], &h32[0], &l32[0], &c32[0], &a32[0], o1-o0, nv, nf, r)
+				f0 = nv
+			}
+			if f0 == nf {
+				return
+			}
 			for o := o0; o < o1; o++ {
 				xs, ys := src[o*nf:(o+1)*nf], dst[o*nf:(o+1)*nf]
-				for f, v := range xs {
-					ys[f] = ((v-hi[f])-lo[f])*coef[f] + add[f]
+				for f := f0; f < nf; f++ {
+					y := ((xs[f]-hi[f])-lo[f])*coef[f] + add[f]
+					if res != nil {
+						y += res[o*nf+f]
+					}
+					if relu {
+						y = bnReLU(y)
+					}
+					ys[f] = y
 				}
 			}
 		})
@@ -148,10 +225,25 @@ func bnAffine[T KernelFloat](l BatchNormLayout, src, hi, lo, coef, add, dst []T)
 			h, c, k, a := hi[f], lo[f], coef[f], add[f]
 			xs, ys := src[item*inner:(item+1)*inner], dst[item*inner:(item+1)*inner]
 			for i, v := range xs {
-				ys[i] = ((v-h)-c)*k + a
+				y := ((v-h)-c)*k + a
+				if res != nil {
+					y += res[item*inner+i]
+				}
+				if relu {
+					y = bnReLU(y)
+				}
+				ys[i] = y
 			}
 		}
 	})
+}
+
+// bnReLU is max(y, 0), keeping NaN.
+func bnReLU[T KernelFloat](y T) T {
+	if y < 0 {
+		return 0
+	}
+	return y
 }
 
 // BatchNormTraining normalises x with its batch statistics (XLA's
@@ -163,7 +255,37 @@ func bnAffine[T KernelFloat](l BatchNormLayout, src, hi, lo, coef, add, dst []T)
 // per-feature shift (a sample of the feature), so they are accurate even for
 // float32 data with a large mean.
 func BatchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T) error {
-	if err := l.check("BatchNormTraining",
+	return batchNormTraining("BatchNormTraining", x, nil, scale, offset, epsilon, l, normalized, mean, variance, false)
+}
+
+// BatchNormTrainingReLU is BatchNormTraining followed by a ReLU in the same
+// pass: normalized = max(BatchNormTraining's normalized, 0) (NaN stays NaN);
+// mean and variance are those of BatchNormTraining. For backend/cpu: use it
+// for Max(GetTupleElement(BatchNormForTraining(x, ...), 0), 0) when the
+// batch-norm output has no other use; its gradient is
+// BatchNormGradientReLU.
+func BatchNormTrainingReLU[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T) error {
+	return batchNormTraining("BatchNormTrainingReLU", x, nil, scale, offset, epsilon, l, normalized, mean, variance, true)
+}
+
+// BatchNormTrainingAddReLU is BatchNormTraining followed by the residual
+// add and ReLU of a residual block, in the same pass: normalized =
+// max(BatchNormTraining's normalized + residual, 0) (NaN stays NaN), where
+// residual has l.Size() elements in x's layout; mean and variance are
+// those of BatchNormTraining. For backend/cpu: use it for
+// Max(Add(GetTupleElement(BatchNormForTraining(x, ...), 0), r), 0) when
+// the batch-norm output and the sum have no other use. Its gradient:
+// BatchNormGradientReLU with reluOut = normalized gives the batch norm's
+// gradients, and the residual's gradient is gradOut where normalized > 0.
+func BatchNormTrainingAddReLU[T KernelFloat](x, residual, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T) error {
+	if len(residual) != l.Size() {
+		return fmt.Errorf("kernels.BatchNormTrainingAddReLU: residual has %d elements, want %d for layout %+v", len(residual), l.Size(), l)
+	}
+	return batchNormTraining("BatchNormTrainingAddReLU", x, residual, scale, offset, epsilon, l, normalized, mean, variance, true)
+}
+
+func batchNormTraining[T KernelFloat](op string, x, residual, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T, relu bool) error {
+	if err := l.check(op,
 		[]bnSized{{"x", len(x)}, {"normalized", len(normalized)}},
 		[]bnSized{{"scale", len(scale)}, {"offset", len(offset)}, {"mean", len(mean)}, {"variance", len(variance)}}); err != nil {
 		return err
@@ -173,20 +295,31 @@ func BatchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l B
 		return nil
 	}
 	nb := bnBlocks(l)
-	work := make([]float64, (2*nb+3)*nf)
+	scratch, work, coef := bnGetScratch[T]((2*nb+3)*nf, 2*nf)
+	defer bnScratchPool.Put(scratch)
 	shift, sum1, sum2, parts := work[:nf], work[nf:2*nf], work[2*nf:3*nf], work[3*nf:]
 	if l.PerFeature() > 0 {
 		for f := range nf {
 			shift[f] = float64(x[f*inner])
 		}
 	}
+	x32, nv := bnF32(x), bnVec(nf)
 	bnReduce(l, nb, parts, sum1, sum2,
 		func(o0, o1 int, s1, s2 []float64) {
 			k := shift[:nf]
 			s1, s2 = s1[:nf], s2[:nf]
+			f0 := 0
+			if x32 != nil && nv > 0 && o1 > o0 {
+				bnStatsAVX2(&x32[o0*nf], &k[0], &s1[0], &s2[0], o1-o0, nv, nf)
+				f0 = nv
+			}
+			if f0 == nf {
+				return
+			}
 			for o := o0; o < o1; o++ {
-				for f, v := range x[o*nf : (o+1)*nf] {
-					d := float64(v) - k[f]
+				xs := x[o*nf : (o+1)*nf]
+				for f := f0; f < nf; f++ {
+					d := float64(xs[f]) - k[f]
 					s1[f] += d
 					s2[f] += d * d
 				}
@@ -206,7 +339,6 @@ func BatchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l B
 			return s1, s2
 		})
 	m := float64(l.PerFeature())
-	coef := make([]T, 2*nf)
 	coef, lo := coef[:nf], coef[nf:]
 	for f := range nf {
 		d := sum1[f] / m
@@ -217,7 +349,7 @@ func BatchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l B
 		variance[f] = T(v)
 		coef[f] = T(float64(scale[f]) / math.Sqrt(v+epsilon))
 	}
-	bnAffine(l, x, mean, lo, coef, offset, normalized)
+	bnAffine(l, x, residual, mean, lo, coef, offset, normalized, relu)
 	return nil
 }
 
@@ -227,17 +359,29 @@ func BatchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l B
 // x and normalized have l.Size() elements; scale, offset, mean and variance
 // have l.Features.
 func BatchNormInference[T KernelFloat](x, scale, offset, mean, variance []T, epsilon float64, l BatchNormLayout, normalized []T) error {
-	if err := l.check("BatchNormInference",
+	return batchNormInference("BatchNormInference", x, scale, offset, mean, variance, epsilon, l, normalized, false)
+}
+
+// BatchNormInferenceReLU is BatchNormInference followed by a ReLU in the
+// same pass: normalized = max(BatchNormInference's normalized, 0) (NaN
+// stays NaN).
+func BatchNormInferenceReLU[T KernelFloat](x, scale, offset, mean, variance []T, epsilon float64, l BatchNormLayout, normalized []T) error {
+	return batchNormInference("BatchNormInferenceReLU", x, scale, offset, mean, variance, epsilon, l, normalized, true)
+}
+
+func batchNormInference[T KernelFloat](op string, x, scale, offset, mean, variance []T, epsilon float64, l BatchNormLayout, normalized []T, relu bool) error {
+	if err := l.check(op,
 		[]bnSized{{"x", len(x)}, {"normalized", len(normalized)}},
 		[]bnSized{{"scale", len(scale)}, {"offset", len(offset)}, {"mean", len(mean)}, {"variance", len(variance)}}); err != nil {
 		return err
 	}
-	coef := make([]T, 2*l.Features)
+	scratch, _, coef := bnGetScratch[T](0, 2*l.Features)
+	defer bnScratchPool.Put(scratch)
 	coef, zeros := coef[:l.Features], coef[l.Features:]
 	for f := range coef {
 		coef[f] = T(float64(scale[f]) / math.Sqrt(float64(variance[f])+epsilon))
 	}
-	bnAffine(l, x, mean, zeros, coef, offset, normalized)
+	bnAffine(l, x, nil, mean, zeros, coef, offset, normalized, relu)
 	return nil
 }
 
@@ -254,7 +398,35 @@ func BatchNormInference[T KernelFloat](x, scale, offset, mean, variance []T, eps
 // x, gradOut and gradX have l.Size() elements; scale, mean, variance,
 // gradScale and gradOffset have l.Features. Sums are accumulated in float64.
 func BatchNormGradient[T KernelFloat](x, scale, mean, variance, gradOut []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
-	if err := l.check("BatchNormGradient",
+	return batchNormGradient("BatchNormGradient", x, scale, mean, variance, gradOut, nil, epsilon, l, gradX, gradScale, gradOffset)
+}
+
+// BatchNormGradientReLU is BatchNormGradient for a batch norm followed by a
+// ReLU (BatchNormTrainingReLU): gradOut is the gradient of the ReLU's output
+// reluOut, and the batch norm's output gradient is gradOut where reluOut >
+// 0 and 0 elsewhere (the ReLU derivative taken as 0 at 0), so the masking
+// pass of the ReLU gradient is fused into both passes of the batch-norm
+// gradient. reluOut has l.Size() elements. For backend/cpu: use it when the
+// gradient of Max(bn, 0) (a Select/Mul by the mask bn > 0) feeds
+// BatchNormGradient's gradOut and has no other use; check that GoMLX's
+// derivative of Max at 0 matches (0 here).
+func BatchNormGradientReLU[T KernelFloat](x, scale, mean, variance, gradOut, reluOut []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
+	if len(reluOut) != l.Size() {
+		return fmt.Errorf("kernels.BatchNormGradientReLU: reluOut has %d elements, want %d for layout %+v", len(reluOut), l.Size(), l)
+	}
+	return batchNormGradient("BatchNormGradientReLU", x, scale, mean, variance, gradOut, reluOut, epsilon, l, gradX, gradScale, gradOffset)
+}
+
+// bnMasked returns g, or 0 where mask (if not nil) is not > 0.
+func bnMasked[T KernelFloat](g T, mask []T, i int) T {
+	if mask != nil && !(mask[i] > 0) {
+		return 0
+	}
+	return g
+}
+
+func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradOut, mask []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
+	if err := l.check(op,
 		[]bnSized{{"x", len(x)}, {"gradOut", len(gradOut)}, {"gradX", len(gradX)}},
 		[]bnSized{{"scale", len(scale)}, {"mean", len(mean)}, {"variance", len(variance)},
 			{"gradScale", len(gradScale)}, {"gradOffset", len(gradOffset)}}); err != nil {
@@ -265,37 +437,60 @@ func BatchNormGradient[T KernelFloat](x, scale, mean, variance, gradOut []T, eps
 		return nil
 	}
 	nb := bnBlocks(l)
-	work := make([]float64, (2*nb+2)*nf)
-	sum1, sum2, parts := work[:nf], work[nf:2*nf], work[2*nf:]
+	scratch, work, coef := bnGetScratch[T]((2*nb+3)*nf, 4*nf)
+	defer bnScratchPool.Put(scratch)
+	sum1, sum2, mu64, parts := work[:nf], work[nf:2*nf], work[2*nf:3*nf], work[3*nf:]
+	for f := range nf {
+		mu64[f] = float64(mean[f])
+	}
+	x32, g32, nv := bnF32(x), bnF32(gradOut), bnVec(nf)
+	var m32 *float32
+	if mk := bnF32(mask); len(mk) > 0 {
+		m32 = &mk[0]
+	}
 	bnReduce(l, nb, parts, sum1, sum2,
 		func(o0, o1 int, s1, s2 []float64) {
-			mu := mean[:nf]
+			mu := mu64[:nf]
 			s1, s2 = s1[:nf], s2[:nf]
+			f0 := 0
+			if x32 != nil && nv > 0 && o1 > o0 {
+				var mk *float32
+				if m32 != nil {
+					mk = &bnF32(mask)[o0*nf]
+				}
+				bnGradSumsAVX2(&x32[o0*nf], &g32[o0*nf], mk, &mu[0], &s1[0], &s2[0], o1-o0, nv, nf)
+				f0 = nv
+			}
+			if f0 == nf {
+				return
+			}
 			for o := o0; o < o1; o++ {
 				xs, gs := x[o*nf:(o+1)*nf], gradOut[o*nf:(o+1)*nf]
-				for f, g := range gs {
-					s1[f] += float64(g)
-					s2[f] += float64(g) * (float64(xs[f]) - float64(mu[f]))
+				for f := f0; f < nf; f++ {
+					g := float64(bnMasked(gs[f], mask, o*nf+f))
+					s1[f] += g
+					s2[f] += g * (float64(xs[f]) - mu[f])
 				}
 			}
 		},
 		func(f, o0, o1 int) (float64, float64) {
-			mu := float64(mean[f])
+			mu := mu64[f]
 			var s1, s2 float64
 			for o := o0; o < o1; o++ {
 				base := (o*nf + f) * inner
 				xs, gs := x[base:base+inner], gradOut[base:base+inner]
 				for i, g := range gs {
-					s1 += float64(g)
-					s2 += float64(g) * (float64(xs[i]) - mu)
+					g := float64(bnMasked(g, mask, base+i))
+					s1 += g
+					s2 += g * (float64(xs[i]) - mu)
 				}
 			}
 			return s1, s2
 		})
 	// gradX = c1*g + c2*(x-mean) + c3, per feature.
 	m := float64(l.PerFeature())
-	coef := make([]T, 3*nf)
-	c1, c2, c3 := coef[:nf], coef[nf:2*nf], coef[2*nf:]
+	c1, c2, c3, mu := coef[:nf], coef[nf:2*nf], coef[2*nf:3*nf], coef[3*nf:]
+	copy(mu, mean)
 	for f := range nf {
 		inv := 1 / math.Sqrt(float64(variance[f])+epsilon)
 		gOff, gScale := sum1[f], sum2[f]*inv
@@ -307,11 +502,25 @@ func BatchNormGradient[T KernelFloat](x, scale, mean, variance, gradOut []T, eps
 		c3[f] = T(-k * gOff / m)
 	}
 	if inner == 1 {
+		y32 := bnF32(gradX)
 		Parallel(l.Outer, poolGrain(2*nf), func(lo, hi int) {
-			mu, c1, c2, c3 := mean[:nf], c1[:nf], c2[:nf], c3[:nf]
+			mu, c1, c2, c3 := mu[:nf], c1[:nf], c2[:nf], c3[:nf]
+			f0 := 0
+			if x32 != nil && nv > 0 {
+				var mk *float32
+				if m32 != nil {
+					mk = &bnF32(mask)[lo*nf]
+				}
+				bnGradOutAVX2(&x32[lo*nf], &g32[lo*nf], mk, &y32[lo*nf], &bnF32(mu)[0], &bnF32(c1)[0], &bnF32(c2)[0], &bnF32(c3)[0], hi-lo, nv, nf)
+				f0 = nv
+			}
+			if f0 == nf {
+				return
+			}
 			for o := lo; o < hi; o++ {
 				xs, gs, ys := x[o*nf:(o+1)*nf], gradOut[o*nf:(o+1)*nf], gradX[o*nf:(o+1)*nf]
-				for f, g := range gs {
+				for f := f0; f < nf; f++ {
+					g := bnMasked(gs[f], mask, o*nf+f)
 					ys[f] = c1[f]*g + c2[f]*(xs[f]-mu[f]) + c3[f]
 				}
 			}
@@ -321,9 +530,11 @@ func BatchNormGradient[T KernelFloat](x, scale, mean, variance, gradOut []T, eps
 	Parallel(l.Outer*nf, poolGrain(2*inner), func(lo, hi int) {
 		for item := lo; item < hi; item++ {
 			f := item % nf
-			mu, k1, k2, k3 := mean[f], c1[f], c2[f], c3[f]
-			xs, gs, ys := x[item*inner:(item+1)*inner], gradOut[item*inner:(item+1)*inner], gradX[item*inner:(item+1)*inner]
+			mu, k1, k2, k3 := mu[f], c1[f], c2[f], c3[f]
+			base := item * inner
+			xs, gs, ys := x[base:base+inner], gradOut[base:base+inner], gradX[base:base+inner]
 			for i, g := range gs {
+				g = bnMasked(g, mask, base+i)
 				ys[i] = k1*g + k2*(xs[i]-mu) + k3
 			}
 		}

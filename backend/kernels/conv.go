@@ -90,6 +90,53 @@ func (p *ConvParams) Validate() error {
 				i, p.OutSpatial[i], want, p.InSpatial[i], ld, convDefault(p.PadLow, i, 0), convDefault(p.PadHigh, i, 0), p.KernelSpatial[i], kd, s)
 		}
 	}
+	if err := p.validateLayouts(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// validateLayouts checks KernelLayout and OutputLayout: one stride per axis,
+// positive strides and every element inside the tensor.
+func (p *ConvParams) validateLayouts() error {
+	d := len(p.InSpatial)
+	_, nk, no := p.Sizes()
+	if kl := p.KernelLayout; kl != nil {
+		if len(kl.Spatial) != d || (len(kl.Reverse) != 0 && len(kl.Reverse) != d) {
+			return fmt.Errorf("kernels: conv: KernelLayout has %d spatial strides and %d reverse flags, want %d", len(kl.Spatial), len(kl.Reverse), d)
+		}
+		last := (p.InChannels/max(p.FeatureGroups, 1)-1)*kl.In + (p.OutChannels-1)*kl.Out
+		if kl.In < 1 || kl.Out < 1 {
+			return fmt.Errorf("kernels: conv: KernelLayout strides In=%d and Out=%d must be >= 1", kl.In, kl.Out)
+		}
+		for i, st := range kl.Spatial {
+			if st < 1 {
+				return fmt.Errorf("kernels: conv: KernelLayout spatial stride %d is %d, must be >= 1", i, st)
+			}
+			last += (p.KernelSpatial[i] - 1) * st
+		}
+		if nk > 0 && last >= nk {
+			return fmt.Errorf("kernels: conv: KernelLayout %+v addresses element %d of a kernel of %d elements", *kl, last, nk)
+		}
+	}
+	if ol := p.OutputLayout; ol != nil {
+		if len(ol.Spatial) != d {
+			return fmt.Errorf("kernels: conv: OutputLayout has %d spatial strides, want %d", len(ol.Spatial), d)
+		}
+		if ol.Batch < 1 {
+			return fmt.Errorf("kernels: conv: OutputLayout batch stride %d must be >= 1", ol.Batch)
+		}
+		last := (p.Batch/max(p.BatchGroups, 1)-1)*ol.Batch + p.OutChannels - 1
+		for i, st := range ol.Spatial {
+			if st < 1 {
+				return fmt.Errorf("kernels: conv: OutputLayout spatial stride %d is %d, must be >= 1", i, st)
+			}
+			last += (p.OutSpatial[i] - 1) * st
+		}
+		if no > 0 && last >= no {
+			return fmt.Errorf("kernels: conv: OutputLayout %+v addresses element %d of an output of %d elements", *ol, last, no)
+		}
+	}
 	return nil
 }
 
@@ -204,6 +251,13 @@ type convPlan struct {
 	stride, ld, kd, pad []int
 	inStride, outStride []int // element strides of the spatial axes
 	kStride             []int // tap strides of the kernel spatial axes
+	outBatchStride      int   // elements per output batch
+	// Kernel element strides: taps per spatial axis (negative when
+	// reversed, with kFirst the offset of tap 0), input and output channel.
+	kTap          []int
+	kFirst        int
+	kIn, kOut     int
+	canonicalKOut bool // kernel and output in the canonical layouts
 }
 
 func newConvPlan(p *ConvParams) *convPlan {
@@ -231,6 +285,27 @@ func newConvPlan(p *ConvParams) *convPlan {
 		is *= p.InSpatial[i]
 		os *= p.OutSpatial[i]
 		ks *= p.KernelSpatial[i]
+	}
+	pl.outBatchStride = os
+	pl.kIn, pl.kOut = pl.cout, 1
+	pl.kTap = make([]int, d)
+	for i := range d {
+		pl.kTap[i] = pl.kStride[i] * pl.cinG * pl.cout
+	}
+	pl.canonicalKOut = p.KernelLayout == nil && p.OutputLayout == nil
+	if kl := p.KernelLayout; kl != nil {
+		pl.kIn, pl.kOut = kl.In, kl.Out
+		for i := range d {
+			pl.kTap[i] = kl.Spatial[i]
+			if len(kl.Reverse) > 0 && kl.Reverse[i] {
+				pl.kFirst += (p.KernelSpatial[i] - 1) * kl.Spatial[i]
+				pl.kTap[i] = -kl.Spatial[i]
+			}
+		}
+	}
+	if ol := p.OutputLayout; ol != nil {
+		pl.outBatchStride = ol.Batch
+		copy(pl.outStride, ol.Spatial)
 	}
 	return pl
 }

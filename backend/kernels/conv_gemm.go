@@ -14,11 +14,10 @@ func convProblems[T gemmFloat](pl *convPlan, input, kernel, output []T) []*convS
 		axes[i] = pl.axisPhases(i)
 	}
 	inBatch := pl.cin
-	outBatch := pl.cout
 	for i := 0; i < d; i++ {
 		inBatch *= pl.in[i]
-		outBatch *= pl.out[i]
 	}
+	outBatch := pl.outBatchStride
 	var subs []*convSub[T]
 	idx := make([]int, d)
 	for g := 0; g < pl.groups; g++ {
@@ -127,14 +126,15 @@ func newConvSub[T gemmFloat](pl *convPlan, ph []convAxisPhase, merge bool, input
 	}
 	// Kernel tap (flat index into the kernel's spatial axes) of each tap of
 	// the phase, in row-major order of the phase's taps.
-	tapIdx := make([]int, 0, taps)
+	// Element offset in the kernel of each tap of the phase.
+	tapOff := make([]int, 0, taps)
 	u := make([]int, d)
 	for t := 0; t < taps; t++ {
-		ti := 0
+		ti := pl.kFirst
 		for i := 0; i < d; i++ {
-			ti += (ph[i].t0 + ph[i].Q*u[i]) * pl.kStride[i]
+			ti += (ph[i].t0 + ph[i].Q*u[i]) * pl.kTap[i]
 		}
-		tapIdx = append(tapIdx, ti)
+		tapOff = append(tapOff, ti)
 		for i := d - 1; i >= 0; i-- {
 			u[i]++
 			if u[i] < ph[i].U {
@@ -152,14 +152,16 @@ func newConvSub[T gemmFloat](pl *convPlan, ph []convAxisPhase, merge bool, input
 		return sp
 	}
 	var es T
+	sp.b = &convB[T]{kernel: kernel, cinG: pl.cinG, cout: pl.cout, coutOff: coutOff, tapOff: tapOff, kIn: pl.kIn, kOut: pl.kOut}
 	if pointwise {
 		sp.a = &gemmMatA[T]{a: input[inOff:], lda: pl.cin, pack: (pl.cin*int(unsafe.Sizeof(es)))%2048 == 0}
-		sp.b = &gemmMatB[T]{b: kernel[tapIdx[0]*pl.cinG*pl.cout+coutOff:], ldb: pl.cout}
-		sp.c = &gemmMatC[T]{c: output[coutOff:], ldc: pl.cout}
+		if pl.canonicalKOut {
+			sp.b = &gemmMatB[T]{b: kernel[tapOff[0]+coutOff:], ldb: pl.cout}
+			sp.c = &gemmMatC[T]{c: output[coutOff:], ldc: pl.cout}
+		}
 		return sp
 	}
 	sp.a = newConvA(pl, ph, merge, input, inOff, inBatch, taps)
-	sp.b = &convB[T]{kernel: kernel, cinG: pl.cinG, cout: pl.cout, coutOff: coutOff, tapIdx: tapIdx}
 	return sp
 }
 
@@ -474,24 +476,25 @@ func convNext(idx []int, ph []convAxisPhase) {
 	idx[0]++
 }
 
-// convB is the kernel as the B operand: depth (tap u, channel ci) is kernel
-// row tapIdx[u]*cinG + ci, columns the group's output channels.
+// convB is the kernel as the B operand: depth (tap u, channel ci) and
+// column j are kernel element tapOff[u] + ci*kIn + (coutOff+j)*kOut.
 type convB[T gemmFloat] struct {
-	kernel  []T
-	cinG    int
-	cout    int
-	coutOff int
-	tapIdx  []int
+	kernel    []T
+	cinG      int
+	cout      int
+	coutOff   int
+	tapOff    []int
+	kIn, kOut int
 }
 
 func (s *convB[T]) pack(dst []T, p0, kc, j0, w, nrs int) {
 	u, ci := p0/s.cinG, p0%s.cinG
-	if w == nrs && w == s.cout {
-		// Whole kernel rows: copy runs of consecutive rows at once.
+	if w == nrs && w == s.cout && s.kOut == 1 && s.kIn == w {
+		// Whole contiguous kernel rows: copy runs of consecutive rows at once.
 		for r := 0; r < kc; {
-			row := s.tapIdx[u]*s.cinG + ci
+			off := s.tapOff[u] + ci*w
 			n := min(s.cinG-ci, kc-r)
-			copy(dst[r*w:(r+n)*w], s.kernel[row*w:])
+			copy(dst[r*w:(r+n)*w], s.kernel[off:])
 			r += n
 			ci = 0
 			u++
@@ -499,9 +502,16 @@ func (s *convB[T]) pack(dst []T, p0, kc, j0, w, nrs int) {
 		return
 	}
 	for r := 0; r < kc; r++ {
-		row := s.tapIdx[u]*s.cinG + ci
+		off := s.tapOff[u] + ci*s.kIn + (s.coutOff+j0)*s.kOut
 		d := dst[r*nrs : (r+1)*nrs]
-		copy(d[:w], s.kernel[row*s.cout+s.coutOff+j0:])
+		if s.kOut == 1 {
+			copy(d[:w], s.kernel[off:off+w])
+		} else {
+			src := s.kernel[off : off+(w-1)*s.kOut+1]
+			for j := range d[:w] {
+				d[j] = src[j*s.kOut]
+			}
+		}
 		clear(d[w:])
 		if ci++; ci == s.cinG {
 			ci = 0

@@ -8,15 +8,96 @@ package kernels
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Workers returns the number of goroutines kernels split their work over.
 func Workers() int { return runtime.GOMAXPROCS(0) }
 
-// Parallel splits the index range [0, n) into contiguous chunks of at least
-// grain indices and calls fn(lo, hi) on each chunk, using up to Workers()
-// goroutines; it returns when all chunks are done. Small ranges run inline on
-// the calling goroutine.
+// parJob is one Parallel call: pieces equal chunks of [0, n), claimed by the
+// calling goroutine and the pool's helpers through next.
+type parJob struct {
+	fn       func(lo, hi int)
+	n, chunk int
+	pieces   int32
+	next     atomic.Int32
+	wg       sync.WaitGroup
+}
+
+// run claims and runs pieces until none is left.
+func (j *parJob) run() {
+	for {
+		p := int(j.next.Add(1) - 1)
+		if p >= int(j.pieces) {
+			return
+		}
+		lo := p * j.chunk
+		j.fn(lo, min(lo+j.chunk, j.n))
+		j.wg.Done()
+	}
+}
+
+// parPool is the persistent pool of helper goroutines behind Parallel. Jobs
+// are offered on a buffered channel without blocking: idle helpers pick them
+// up, and a helper that takes a job whose pieces are all claimed drops it.
+// The caller always works on its own job too, so Parallel never waits for a
+// helper to become free (nested calls cannot deadlock).
+var parPool struct {
+	mu      sync.Mutex
+	started atomic.Int32
+	jobs    chan *parJob
+}
+
+// parHelpers makes sure at least n helper goroutines run and returns the
+// job channel.
+func parHelpers(n int) chan *parJob {
+	if int(parPool.started.Load()) >= n {
+		return parPool.jobs
+	}
+	parPool.mu.Lock()
+	defer parPool.mu.Unlock()
+	if parPool.jobs == nil {
+		parPool.jobs = make(chan *parJob, 64)
+	}
+	for int(parPool.started.Load()) < n {
+		go parHelper(parPool.jobs)
+		parPool.started.Add(1)
+	}
+	return parPool.jobs
+}
+
+// parSpin is how many times an idle helper polls for a new job, yielding
+// its thread between polls, before it parks: kernels that follow each other
+// closely then find it awake.
+const parSpin = 100
+
+// parHelper runs jobs from the channel for the life of the program.
+func parHelper(jobs chan *parJob) {
+	for {
+		var j *parJob
+	poll:
+		for range parSpin {
+			select {
+			case j = <-jobs:
+				break poll
+			default:
+				runtime.Gosched()
+			}
+		}
+		if j == nil {
+			j = <-jobs
+		}
+		j.run()
+	}
+}
+
+// Parallel splits the index range [0, n) into min(Workers(), ceil(n/grain))
+// contiguous chunks of nearly equal size and calls fn(lo, hi) on each chunk,
+// concurrently; it returns when all chunks are done. Small ranges run inline
+// on the calling goroutine. The chunks run on the calling goroutine and on a
+// persistent pool of helper goroutines (no goroutine is started per call);
+// fn may itself call Parallel. Chunks must not wait for each other: when
+// every helper is busy, the caller runs the chunks one after the other.
 func Parallel(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -32,16 +113,18 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
 	chunk := (n + workers - 1) / workers
-	for lo := chunk; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(lo, hi)
+	j := &parJob{fn: fn, n: n, chunk: chunk, pieces: int32((n + chunk - 1) / chunk)}
+	j.wg.Add(int(j.pieces))
+	jobs := parHelpers(Workers() - 1)
+	for range j.pieces - 1 {
+		select {
+		case jobs <- j:
+		default:
+			// Every helper is busy and the queue is full: the caller and
+			// the helpers that do come take the pieces.
+		}
 	}
-	fn(0, min(chunk, n))
-	wg.Wait()
+	j.run()
+	j.wg.Wait()
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -52,6 +54,24 @@ func TestTrainFlagErrors(t *testing.T) {
 		{[]string{"--no-such-flag"}, "no-such-flag"},
 		{[]string{"stray"}, "stray"},
 		{[]string{"--backend", "no-such-backend", "--train-size", "128", "--test-size", "10"}, "--backend"},
+		{[]string{"--image-size", "64"}, "--image-size"},
+		{[]string{"--data", "imagefolder"}, "--data-dir"},
+		{[]string{"--data", "imagefolder", "--data-dir", "/nonexistent/sgt-test"}, "--data-dir"},
+		{[]string{"--augment", "random-resized-crop"}, "--augment"},
+		{[]string{"--train-eval-size", "-1"}, "--train-eval-size"},
+		{[]string{"--zero-threshold", "-1"}, "--zero-threshold"},
+		{[]string{"--filter-norms-every", "-5"}, "--filter-norms-every"},
+		{[]string{"--recipe", "no-such-recipe"}, "--recipe"},
+		{[]string{"--recipe", "no-such-recipe"}, "fashion-mnist-resnet20"}, // the known recipes are listed
+		{[]string{"--recipe", "fashion-mnist-resnet20", "--resume", "x"}, "--recipe"},
+		{[]string{"--resume", "x", "--force"}, "--force"},
+		{[]string{"--recipe", "cifar10-resnet20", "--milestones", "200"}, "--milestones"},
+		{[]string{"--recipe", "cifar10-resnet20", "--schedule", "step", "--milestones", ""}, "--milestones"},
+		{[]string{"--recipe", "imagenet-resnet50-step", "--model", "resnet7"}, "--model"},
+		// --clip-norm replaces the recipe's adaptive clipping: what is left
+		// to complain about is the missing image folder.
+		{[]string{"--recipe", "imagenet-resnet18-nobn-b256-agc", "--clip-norm", "1"}, "--data-dir"},
+		{[]string{"--recipe", "imagenet-resnet18-nobn-b256-agc", "--clip-norm", "1", "--agc", "0.1"}, "--agc"},
 	}
 	for _, tc := range cases {
 		code, _, stderr := runTrainCmd(t, tc.args...)
@@ -98,5 +118,88 @@ func TestTrainCommandRun(t *testing.T) {
 	}
 	if rows, err := train.ReadMetricsCSV(filepath.Join(dir, train.MetricsFile)); err != nil || len(rows) != 2 {
 		t.Errorf("after --force: rows %+v, err %v", rows, err)
+	}
+}
+
+// TestTrainRecipeOverrides starts from a recipe whose settings differ from
+// the defaults and overrides some of them: config.json must hold the
+// recipe's name, its settings, and every explicitly given flag (even one
+// given with the default value).
+func TestTrainRecipeOverrides(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	code, stdout, stderr := runTrainCmd(t, "--recipe", "cifar10-resnet20",
+		"--data", "mnist", "--model", "mlp", "--backend", "go", "--epochs", "1", "--schedule", "cosine",
+		"--train-size", "512", "--test-size", "200", "--batch-size", "64", "--weight-decay", "5e-4",
+		"--augment", "none", "--out", dir, "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "generalisation gap") {
+		t.Errorf("stdout %q lacks the gap", stdout)
+	}
+	var rec train.RunRecord
+	raw, err := os.ReadFile(filepath.Join(dir, train.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	recipe, err := train.LookupRecipe("cifar10-resnet20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := recipe.Config
+	want.Data, want.Model, want.Backend, want.Epochs, want.Schedule = "mnist", "mlp", "go", 1, train.ScheduleCosine
+	want.Milestones = nil // dropped with the step schedule
+	want.TrainSize, want.TestSize, want.BatchSize, want.EvalBatchSize = 512, 200, 64, 64
+	want.WeightDecay = 5e-4 // the default value, given explicitly: it overrides the recipe's 1e-4
+	want.Augment = train.AugmentNone
+	got := rec.Config
+	if got.Recipe != "cifar10-resnet20" || got.Alpha != 0.5 || got.Nesterov || got.WeightDecay != 5e-4 {
+		t.Errorf("recipe settings lost: %+v", got)
+	}
+	a, _ := json.Marshal(got)
+	b, _ := json.Marshal(want)
+	if string(a) != string(b) {
+		t.Errorf("config.json settings\n%s\nwant\n%s", a, b)
+	}
+	if !strings.Contains(string(raw), `"recipe": "cifar10-resnet20"`) {
+		t.Errorf("config.json does not record the recipe:\n%s", raw)
+	}
+}
+
+// TestTrainRecordsMeasurements checks the columns that sgt train writes for
+// the report (metrics.csv) on a small convolutional run, and
+// filter_norms.csv's format.
+func TestTrainRecordsMeasurements(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	code, stdout, stderr := runTrainCmd(t, "--model", "resnet20", "--backend", "cpu", "--train-size", "128", "--test-size", "100",
+		"--batch-size", "64", "--train-eval-size", "64", "--out", dir, "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "zeroed-out filters") {
+		t.Errorf("stdout %q", stdout)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, train.MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := strings.Split(strings.SplitN(string(raw), "\n", 2)[0], ",")
+	for _, col := range []string{"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "train_eval_acc", "gap", "logit_norm", "zeroed_filters", "seconds"} {
+		if !slices.Contains(header, col) {
+			t.Errorf("metrics.csv header %v lacks %s", header, col)
+		}
+	}
+	norms, err := os.ReadFile(filepath.Join(dir, train.FilterNormsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(norms)), "\n")
+	const filters = 688 // resnet20's conv filters, recorded at steps 0 and 2
+	if lines[0] != "step,layer,filter,norm" || len(lines) != 1+2*filters || !strings.HasPrefix(lines[1], "0,resnet/stem/conv,0,") ||
+		!strings.HasPrefix(lines[len(lines)-1], "2,resnet/stage3/block3/conv2,63,") {
+		t.Errorf("filter_norms.csv: %d lines, first %q, last %q", len(lines), lines[:2], lines[len(lines)-1])
 	}
 }

@@ -1,0 +1,47 @@
+package kernels
+
+import "testing"
+
+// withISA runs f with the kernel family name selected (the portable "go"
+// family shows the speed of the Go loops the assembly passes replace).
+func withISA(b *testing.B, name string, f func(b *testing.B)) {
+	if err := SetISA(name); err != nil {
+		b.Skip(err)
+	}
+	defer func() {
+		if err := SetISA(""); err != nil {
+			b.Fatal(err)
+		}
+	}()
+	f(b)
+}
+
+func BenchmarkBatchNormTrainingNHWCPortable(b *testing.B) {
+	withISA(b, ISAGo, func(b *testing.B) { benchBNTraining(b, bnNHWC, 3) })
+}
+
+func BenchmarkBatchNormGradientNHWCPortable(b *testing.B) {
+	withISA(b, ISAGo, func(b *testing.B) { benchBNGradient(b, bnNHWC, 3) })
+}
+
+func BenchmarkBatchNormTrainingReLUNHWC(b *testing.B) {
+	s := newBNBench(b, bnNHWC, 3)
+	b.SetBytes(int64(8 * s.l.Size()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := BatchNormTrainingReLU(s.x, s.scale, s.offset, 1e-5, s.l, s.y, s.mean, s.variance); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBatchNormGradientReLUNHWC(b *testing.B) {
+	s := newBNBench(b, bnNHWC, 3)
+	b.SetBytes(int64(16 * s.l.Size()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := BatchNormGradientReLU(s.x, s.scale, s.mean, s.variance, s.gradOut, s.x, 1e-5, s.l, s.gradX, s.g1, s.g2); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

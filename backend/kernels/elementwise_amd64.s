@@ -1,0 +1,88 @@
+//go:build amd64
+
+#include "textflag.h"
+
+// Elementwise float32 loops (AVX2), see elementwise.go. Each handles the
+// first n elements, n a positive multiple of 8.
+
+// func reluAVX2(dst, x *float32, n int)
+TEXT ·reluAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VXORPS Y7, Y7, Y7
+	XORQ AX, AX
+	SHLQ $2, CX
+
+reluloop:
+	VMOVUPS (SI)(AX*1), Y0
+	VMAXPS Y0, Y7, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT reluloop
+	VZEROUPPER
+	RET
+
+// func addReLUAVX2(dst, a, b *float32, n int)
+TEXT ·addReLUAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	VXORPS Y7, Y7, Y7
+	XORQ AX, AX
+	SHLQ $2, CX
+
+addreluloop:
+	VMOVUPS (SI)(AX*1), Y0
+	VADDPS (DX)(AX*1), Y0, Y0
+	VMAXPS Y0, Y7, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT addreluloop
+	VZEROUPPER
+	RET
+
+// func reluGradAVX2(dst, gr, y *float32, n int)
+// dst = gr where y > 0, else 0.
+TEXT ·reluGradAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ gr+8(FP), SI
+	MOVQ y+16(FP), DX
+	MOVQ n+24(FP), CX
+	VXORPS Y7, Y7, Y7
+	XORQ AX, AX
+	SHLQ $2, CX
+
+rgloop:
+	VMOVUPS (DX)(AX*1), Y1
+	VCMPPS $0x1e, Y7, Y1, Y1
+	VANDPS (SI)(AX*1), Y1, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT rgloop
+	VZEROUPPER
+	RET
+
+// func axpyAVX2(dst *float32, a float32, x *float32, n int)
+// dst += a*x.
+TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	VBROADCASTSS a+8(FP), Y6
+	MOVQ x+16(FP), SI
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+	SHLQ $2, CX
+
+axpyloop:
+	VMOVUPS (DI)(AX*1), Y0
+	VFMADD231PS (SI)(AX*1), Y6, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT axpyloop
+	VZEROUPPER
+	RET
