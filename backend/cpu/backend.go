@@ -96,6 +96,10 @@ type Backend struct {
 	// noMultiFuse keeps elementwise clusters single-output (option
 	// "nomultifuse").
 	noMultiFuse bool
+	// noBNReLU keeps batch norm and the ReLU after it (and the ReLU
+	// gradient before the batch-norm gradient) as separate passes (option
+	// "nobnrelu").
+	noBNReLU bool
 }
 
 var _ backends.Backend = (*Backend)(nil)
@@ -111,6 +115,9 @@ var _ backends.Backend = (*Backend)(nil)
 //   - nomultifuse: elementwise clusters have a single output: a fused
 //     value read by several passes is materialized and read back instead of
 //     written as a side output of one merged pass.
+//   - nobnrelu: a ReLU (or residual add + ReLU) after a batch norm, and the
+//     ReLU-gradient mask before a batch-norm gradient, run as passes of
+//     their own instead of inside the batch-norm kernels.
 func New(config string) (backends.Backend, error) {
 	b := &Backend{}
 	for _, opt := range strings.Split(config, ",") {
@@ -122,8 +129,10 @@ func New(config string) (backends.Backend, error) {
 			b.noConvLayout = true
 		case "nomultifuse":
 			b.noMultiFuse = true
+		case "nobnrelu":
+			b.noBNReLU = true
 		default:
-			return nil, fmt.Errorf("cpu backend: unknown configuration option %q in %q (known: nocontract, noconvlayout, nomultifuse)", opt, config)
+			return nil, fmt.Errorf("cpu backend: unknown configuration option %q in %q (known: nocontract, noconvlayout, nomultifuse, nobnrelu)", opt, config)
 		}
 	}
 	return b, nil

@@ -20,6 +20,17 @@ func init() {
 type bnData struct {
 	epsilon float64
 	layout  kernels.BatchNormLayout
+	// relu (set by fuseBatchNormReLU): in training, a fourth output holds
+	// Max(normalized, 0); in inference, the output is Max(normalized, 0).
+	relu bool
+	// addReLU (training, set by fuseBatchNormReLU): a fourth input is a
+	// residual r; the first output holds normalized + r and a fourth output
+	// Max(normalized + r, 0).
+	addReLU bool
+	// reluPre (gradient, set by fuseBatchNormReLU): the inputs are x,
+	// scale, mean, variance, v and a, and the output gradient is v masked
+	// by GoMLX's ReLU gradient rule on a.
+	reluPre bool
 }
 
 // checkBN validates the operand, the per-feature operands and the axis.
@@ -116,18 +127,33 @@ func lowerBatchNorm(n *node) (kernelFn, error) {
 }
 
 func bnKernel[T float32 | float64](op backends.OpType, d *bnData) kernelFn {
-	l, eps := d.layout, d.epsilon
+	l, eps, relu, addReLU, reluPre := d.layout, d.epsilon, d.relu, d.addReLU, d.reluPre
 	return func(ins, outs []any) {
 		f := func(i int) []T { return ins[i].([]T) }
 		o := func(i int) []T { return outs[i].([]T) }
 		var err error
 		switch op {
 		case backends.OpTypeBatchNormForTraining:
-			err = kernels.BatchNormTraining(f(0), f(1), f(2), eps, l, o(0), o(1), o(2))
+			switch {
+			case relu:
+				err = kernels.BatchNormTrainingReLUPre(f(0), f(1), f(2), eps, l, o(3), o(0), o(1), o(2))
+			case addReLU:
+				err = kernels.BatchNormTrainingAddReLUPre(f(0), f(3), f(1), f(2), eps, l, o(3), o(0), o(1), o(2))
+			default:
+				err = kernels.BatchNormTraining(f(0), f(1), f(2), eps, l, o(0), o(1), o(2))
+			}
 		case backends.OpTypeBatchNormForInference:
-			err = kernels.BatchNormInference(f(0), f(1), f(2), f(3), f(4), eps, l, o(0))
-		default:
-			err = kernels.BatchNormGradient(f(0), f(1), f(2), f(3), f(4), eps, l, o(0), o(1), o(2))
+			if relu {
+				err = kernels.BatchNormInferenceReLU(f(0), f(1), f(2), f(3), f(4), eps, l, o(0))
+			} else {
+				err = kernels.BatchNormInference(f(0), f(1), f(2), f(3), f(4), eps, l, o(0))
+			}
+		case backends.OpTypeBatchNormGradient:
+			if reluPre {
+				err = kernels.BatchNormGradientReLUPre(f(0), f(1), f(2), f(3), f(4), f(5), eps, l, o(0), o(1), o(2))
+			} else {
+				err = kernels.BatchNormGradient(f(0), f(1), f(2), f(3), f(4), eps, l, o(0), o(1), o(2))
+			}
 		}
 		if err != nil {
 			panic(err)

@@ -80,6 +80,9 @@ type outputPlan struct {
 
 // compile turns the builder's graph into an Executable.
 func compile(b *Builder, outs []*node) (*Executable, error) {
+	if !b.backend.noBNReLU {
+		fuseBatchNormReLU(b, outs)
+	}
 	nodes := b.nodes
 	nn := len(nodes)
 	e := &Executable{backend: b.backend, name: b.name}

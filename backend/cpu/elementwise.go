@@ -1016,8 +1016,8 @@ func signF64(d, s []float64) {
 	}
 }
 
-// nonNegIndicatorKernel computes Sign(Sign(y)+1) in one branchless pass:
-// 1 where y >= 0 (including -0), 0 where y < 0, NaN where y is NaN.
+// nonNegIndicatorKernel computes Sign(Sign(y)+1) in one pass: 1 where y >= 0
+// (including -0), 0 where y < 0, NaN (y itself) where y is NaN.
 func nonNegIndicatorKernel(dt dtypes.DType) (ewFn, error) {
 	switch dt {
 	case dtypes.Float32:
@@ -1025,11 +1025,7 @@ func nonNegIndicatorKernel(dt dtypes.DType) (ewFn, error) {
 			d, s := asSlice[float32](dst), asSlice[float32](srcs[0])
 			d = d[:len(s)]
 			for i, y := range s {
-				b := math.Float32bits(y)
-				abs := b & 0x7fffffff
-				nonNeg := (1 - b>>31) | (abs-1)>>31 // sign clear, or ±0
-				keep := -((0x7f800000 - abs) >> 31) // all ones for NaN
-				d[i] = math.Float32frombits(b&keep | (nonNeg*0x3f800000)&^keep)
+				d[i] = nonNegIndicator32(y)
 			}
 		}, nil
 	case dtypes.Float64:
@@ -1037,15 +1033,41 @@ func nonNegIndicatorKernel(dt dtypes.DType) (ewFn, error) {
 			d, s := asSlice[float64](dst), asSlice[float64](srcs[0])
 			d = d[:len(s)]
 			for i, y := range s {
-				b := math.Float64bits(y)
-				abs := b & 0x7fffffffffffffff
-				nonNeg := (1 - b>>63) | (abs-1)>>63
-				keep := -((0x7ff0000000000000 - abs) >> 63)
-				d[i] = math.Float64frombits(b&keep | (nonNeg*0x3ff0000000000000)&^keep)
+				d[i] = nonNegIndicator64(y)
 			}
 		}, nil
 	}
 	return nil, unsupported(backends.OpTypeSign, dt)
+}
+
+// nonNegIndicator32 is GoMLX's NonNegativeIndicator of one value: 1 for
+// y >= 0 (including -0), 0 for y < 0, y itself for NaN. The 0/1 is chosen
+// on the bits so that the compiler emits a conditional move (a ReLU input's
+// sign is unpredictable; a float-valued select would be a branch), and it
+// branches only on NaN, which is rare.
+func nonNegIndicator32(y float32) float32 {
+	var b uint32
+	if y >= 0 {
+		b = 0x3f800000 // 1.0
+	}
+	f := math.Float32frombits(b)
+	if y != y {
+		f = y
+	}
+	return f
+}
+
+// nonNegIndicator64 is nonNegIndicator32 for float64.
+func nonNegIndicator64(y float64) float64 {
+	var b uint64
+	if y >= 0 {
+		b = 0x3ff0000000000000 // 1.0
+	}
+	f := math.Float64frombits(b)
+	if y != y {
+		f = y
+	}
+	return f
 }
 
 // maskedMulKernel computes g * NonNegativeIndicator(y) (see
@@ -1057,11 +1079,7 @@ func maskedMulKernel(dt dtypes.DType) (ewFn, error) {
 			d, g, s := asSlice[float32](dst), asSlice[float32](srcs[0]), asSlice[float32](srcs[1])
 			d, g = d[:len(s)], g[:len(s)]
 			for i, y := range s {
-				b := math.Float32bits(y)
-				abs := b & 0x7fffffff
-				nonNeg := (1 - b>>31) | (abs-1)>>31
-				keep := -((0x7f800000 - abs) >> 31)
-				d[i] = g[i] * math.Float32frombits(b&keep|(nonNeg*0x3f800000)&^keep)
+				d[i] = g[i] * nonNegIndicator32(y)
 			}
 		}, nil
 	case dtypes.Float64:
@@ -1069,11 +1087,7 @@ func maskedMulKernel(dt dtypes.DType) (ewFn, error) {
 			d, g, s := asSlice[float64](dst), asSlice[float64](srcs[0]), asSlice[float64](srcs[1])
 			d, g = d[:len(s)], g[:len(s)]
 			for i, y := range s {
-				b := math.Float64bits(y)
-				abs := b & 0x7fffffffffffffff
-				nonNeg := (1 - b>>63) | (abs-1)>>63
-				keep := -((0x7ff0000000000000 - abs) >> 63)
-				d[i] = g[i] * math.Float64frombits(b&keep|(nonNeg*0x3ff0000000000000)&^keep)
+				d[i] = g[i] * nonNegIndicator64(y)
 			}
 		}, nil
 	}

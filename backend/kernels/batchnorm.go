@@ -176,13 +176,14 @@ func bnVec(nf int) int { return nf &^ 7 }
 
 // bnAffine writes dst = ((src - hi[f]) - lo[f]) * coef[f] + add[f] for
 // every element of feature f, plus res (if not nil, same layout as src),
-// then max(dst, 0) if relu: the normalisation of inference and training.
+// copied to pre (if not nil, same layout) before max(dst, 0) if relu: the
+// normalisation of inference and training.
 // The centre is split in two parts so that a float64 mean keeps its
 // accuracy with float32 data: src - hi is exact when src is close to hi.
-func bnAffine[T KernelFloat](l BatchNormLayout, src, res, hi, lo, coef, add, dst []T, relu bool) {
+func bnAffine[T KernelFloat](l BatchNormLayout, src, res, hi, lo, coef, add, dst, pre []T, relu bool) {
 	nf, inner := l.Features, l.Inner
 	if inner == 1 {
-		src32, dst32, res32 := bnF32(src), bnF32(dst), bnF32(res)
+		src32, dst32, res32, pre32 := bnF32(src), bnF32(dst), bnF32(res), bnF32(pre)
 		nv := bnVec(nf)
 		Parallel(l.Outer, poolGrain(nf), func(o0, o1 int) {
 			hi, lo, coef, add := hi[:nf], lo[:nf], coef[:nf], add[:nf]
@@ -193,11 +194,14 @@ func bnAffine[T KernelFloat](l BatchNormLayout, src, res, hi, lo, coef, add, dst
 					r = 1
 				}
 				h32, l32, c32, a32 := bnF32(hi), bnF32(lo), bnF32(coef), bnF32(add)
-				var rp *float32
+				var rp, pp *float32
 				if res32 != nil {
 					rp = &res32[o0*nf]
 				}
-				bnAffineAVX2(&src32[o0*nf], rp, &dst32[o0*nf], &h32[0], &l32[0], &c32[0], &a32[0], o1-o0, nv, nf, r)
+				if pre32 != nil {
+					pp = &pre32[o0*nf]
+				}
+				bnAffineAVX2(&src32[o0*nf], rp, &dst32[o0*nf], pp, &h32[0], &l32[0], &c32[0], &a32[0], o1-o0, nv, nf, r)
 				f0 = nv
 			}
 			if f0 == nf {
@@ -209,6 +213,9 @@ func bnAffine[T KernelFloat](l BatchNormLayout, src, res, hi, lo, coef, add, dst
 					y := ((xs[f]-hi[f])-lo[f])*coef[f] + add[f]
 					if res != nil {
 						y += res[o*nf+f]
+					}
+					if pre != nil {
+						pre[o*nf+f] = y
 					}
 					if relu {
 						y = bnReLU(y)
@@ -228,6 +235,9 @@ func bnAffine[T KernelFloat](l BatchNormLayout, src, res, hi, lo, coef, add, dst
 				y := ((v-h)-c)*k + a
 				if res != nil {
 					y += res[item*inner+i]
+				}
+				if pre != nil {
+					pre[item*inner+i] = y
 				}
 				if relu {
 					y = bnReLU(y)
@@ -255,7 +265,7 @@ func bnReLU[T KernelFloat](y T) T {
 // per-feature shift (a sample of the feature), so they are accurate even for
 // float32 data with a large mean.
 func BatchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T) error {
-	return batchNormTraining("BatchNormTraining", x, nil, scale, offset, epsilon, l, normalized, mean, variance, false)
+	return batchNormTraining("BatchNormTraining", x, nil, scale, offset, epsilon, l, normalized, nil, mean, variance, false)
 }
 
 // BatchNormTrainingReLU is BatchNormTraining followed by a ReLU in the same
@@ -265,7 +275,19 @@ func BatchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l B
 // batch-norm output has no other use; its gradient is
 // BatchNormGradientReLU.
 func BatchNormTrainingReLU[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T) error {
-	return batchNormTraining("BatchNormTrainingReLU", x, nil, scale, offset, epsilon, l, normalized, mean, variance, true)
+	return batchNormTraining("BatchNormTrainingReLU", x, nil, scale, offset, epsilon, l, normalized, nil, mean, variance, true)
+}
+
+// BatchNormTrainingReLUPre is BatchNormTrainingReLU that also writes the
+// ReLU's input, BatchNormTraining's normalized output before the ReLU, to
+// preAct (l.Size() elements, x's layout), in the same pass. For
+// backend/cpu: use it when the ReLU's input is needed by GoMLX's ReLU
+// gradient (BatchNormGradientReLUPre takes it as the mask).
+func BatchNormTrainingReLUPre[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, preAct, mean, variance []T) error {
+	if len(preAct) != l.Size() {
+		return fmt.Errorf("kernels.BatchNormTrainingReLUPre: preAct has %d elements, want %d for layout %+v", len(preAct), l.Size(), l)
+	}
+	return batchNormTraining("BatchNormTrainingReLUPre", x, nil, scale, offset, epsilon, l, normalized, preAct, mean, variance, true)
 }
 
 // BatchNormTrainingAddReLU is BatchNormTraining followed by the residual
@@ -281,10 +303,26 @@ func BatchNormTrainingAddReLU[T KernelFloat](x, residual, scale, offset []T, eps
 	if len(residual) != l.Size() {
 		return fmt.Errorf("kernels.BatchNormTrainingAddReLU: residual has %d elements, want %d for layout %+v", len(residual), l.Size(), l)
 	}
-	return batchNormTraining("BatchNormTrainingAddReLU", x, residual, scale, offset, epsilon, l, normalized, mean, variance, true)
+	return batchNormTraining("BatchNormTrainingAddReLU", x, residual, scale, offset, epsilon, l, normalized, nil, mean, variance, true)
 }
 
-func batchNormTraining[T KernelFloat](op string, x, residual, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T, relu bool) error {
+// BatchNormTrainingAddReLUPre is BatchNormTrainingAddReLU that also writes
+// the ReLU's input, BatchNormTraining's normalized output plus residual, to
+// preAct (l.Size() elements, x's layout), in the same pass. Its gradient
+// with GoMLX's ReLU rule: BatchNormGradientReLUPre with preAct gives the
+// batch norm's gradients, and the residual's gradient is gradOut *
+// NonNegativeIndicator(preAct).
+func BatchNormTrainingAddReLUPre[T KernelFloat](x, residual, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, preAct, mean, variance []T) error {
+	if len(residual) != l.Size() {
+		return fmt.Errorf("kernels.BatchNormTrainingAddReLUPre: residual has %d elements, want %d for layout %+v", len(residual), l.Size(), l)
+	}
+	if len(preAct) != l.Size() {
+		return fmt.Errorf("kernels.BatchNormTrainingAddReLUPre: preAct has %d elements, want %d for layout %+v", len(preAct), l.Size(), l)
+	}
+	return batchNormTraining("BatchNormTrainingAddReLUPre", x, residual, scale, offset, epsilon, l, normalized, preAct, mean, variance, true)
+}
+
+func batchNormTraining[T KernelFloat](op string, x, residual, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, pre, mean, variance []T, relu bool) error {
 	if err := l.check(op,
 		[]bnSized{{"x", len(x)}, {"normalized", len(normalized)}},
 		[]bnSized{{"scale", len(scale)}, {"offset", len(offset)}, {"mean", len(mean)}, {"variance", len(variance)}}); err != nil {
@@ -349,7 +387,7 @@ func batchNormTraining[T KernelFloat](op string, x, residual, scale, offset []T,
 		variance[f] = T(v)
 		coef[f] = T(float64(scale[f]) / math.Sqrt(v+epsilon))
 	}
-	bnAffine(l, x, residual, mean, lo, coef, offset, normalized, relu)
+	bnAffine(l, x, residual, mean, lo, coef, offset, normalized, pre, relu)
 	return nil
 }
 
@@ -381,7 +419,7 @@ func batchNormInference[T KernelFloat](op string, x, scale, offset, mean, varian
 	for f := range coef {
 		coef[f] = T(float64(scale[f]) / math.Sqrt(float64(variance[f])+epsilon))
 	}
-	bnAffine(l, x, nil, mean, zeros, coef, offset, normalized, relu)
+	bnAffine(l, x, nil, mean, zeros, coef, offset, normalized, nil, relu)
 	return nil
 }
 
@@ -398,7 +436,7 @@ func batchNormInference[T KernelFloat](op string, x, scale, offset, mean, varian
 // x, gradOut and gradX have l.Size() elements; scale, mean, variance,
 // gradScale and gradOffset have l.Features. Sums are accumulated in float64.
 func BatchNormGradient[T KernelFloat](x, scale, mean, variance, gradOut []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
-	return batchNormGradient("BatchNormGradient", x, scale, mean, variance, gradOut, nil, epsilon, l, gradX, gradScale, gradOffset)
+	return batchNormGradient("BatchNormGradient", x, scale, mean, variance, gradOut, nil, false, epsilon, l, gradX, gradScale, gradOffset)
 }
 
 // BatchNormGradientReLU is BatchNormGradient for a batch norm followed by a
@@ -414,18 +452,55 @@ func BatchNormGradientReLU[T KernelFloat](x, scale, mean, variance, gradOut, rel
 	if len(reluOut) != l.Size() {
 		return fmt.Errorf("kernels.BatchNormGradientReLU: reluOut has %d elements, want %d for layout %+v", len(reluOut), l.Size(), l)
 	}
-	return batchNormGradient("BatchNormGradientReLU", x, scale, mean, variance, gradOut, reluOut, epsilon, l, gradX, gradScale, gradOffset)
+	return batchNormGradient("BatchNormGradientReLU", x, scale, mean, variance, gradOut, reluOut, false, epsilon, l, gradX, gradScale, gradOffset)
 }
 
-// bnMasked returns g, or 0 where mask (if not nil) is not > 0.
-func bnMasked[T KernelFloat](g T, mask []T, i int) T {
-	if mask != nil && !(mask[i] > 0) {
+// BatchNormGradientReLUPre is BatchNormGradientReLU with GoMLX's ReLU
+// gradient rule, masked by the ReLU's input preAct (l.Size() elements, as
+// written by BatchNormTrainingReLUPre or BatchNormTrainingAddReLUPre)
+// instead of its output. GoMLX differentiates Max(a, 0) as v *
+// NonNegativeIndicator(a - 0) = v * Sign(Sign(a)+1), so the batch norm's
+// output gradient here is exactly that:
+//
+//	gradOut      where preAct >= 0 (including -0 and +Inf)
+//	0            where preAct < 0
+//	NaN          where preAct is NaN
+//
+// For backend/cpu: use it when Mul(gradOut, NonNegativeIndicator(a)) (or
+// the equivalent Sign(Sign(a)+1) expression), with a the Max's input, feeds
+// BatchNormGradient's gradOut and has no other use.
+func BatchNormGradientReLUPre[T KernelFloat](x, scale, mean, variance, gradOut, preAct []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
+	if len(preAct) != l.Size() {
+		return fmt.Errorf("kernels.BatchNormGradientReLUPre: preAct has %d elements, want %d for layout %+v", len(preAct), l.Size(), l)
+	}
+	return batchNormGradient("BatchNormGradientReLUPre", x, scale, mean, variance, gradOut, preAct, true, epsilon, l, gradX, gradScale, gradOffset)
+}
+
+// bnMasked returns g if mask is nil; otherwise, if ge, g where mask[i] >=
+// 0, 0 where mask[i] < 0 and NaN (mask[i]) where mask[i] is NaN; if not ge,
+// g where mask[i] > 0 and 0 elsewhere.
+func bnMasked[T KernelFloat](g T, mask []T, ge bool, i int) T {
+	if mask == nil {
+		return g
+	}
+	m := mask[i]
+	if ge {
+		switch {
+		case m >= 0:
+			return g
+		case m < 0:
+			return 0
+		default:
+			return m
+		}
+	}
+	if !(m > 0) {
 		return 0
 	}
 	return g
 }
 
-func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradOut, mask []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
+func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradOut, mask []T, ge bool, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
 	if err := l.check(op,
 		[]bnSized{{"x", len(x)}, {"gradOut", len(gradOut)}, {"gradX", len(gradX)}},
 		[]bnSized{{"scale", len(scale)}, {"mean", len(mean)}, {"variance", len(variance)},
@@ -448,6 +523,10 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 	if mk := bnF32(mask); len(mk) > 0 {
 		m32 = &mk[0]
 	}
+	geFlag := 0
+	if ge {
+		geFlag = 1
+	}
 	bnReduce(l, nb, parts, sum1, sum2,
 		func(o0, o1 int, s1, s2 []float64) {
 			mu := mu64[:nf]
@@ -458,7 +537,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 				if m32 != nil {
 					mk = &bnF32(mask)[o0*nf]
 				}
-				bnGradSumsAVX2(&x32[o0*nf], &g32[o0*nf], mk, &mu[0], &s1[0], &s2[0], o1-o0, nv, nf)
+				bnGradSumsAVX2(&x32[o0*nf], &g32[o0*nf], mk, &mu[0], &s1[0], &s2[0], o1-o0, nv, nf, geFlag)
 				f0 = nv
 			}
 			if f0 == nf {
@@ -467,7 +546,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 			for o := o0; o < o1; o++ {
 				xs, gs := x[o*nf:(o+1)*nf], gradOut[o*nf:(o+1)*nf]
 				for f := f0; f < nf; f++ {
-					g := float64(bnMasked(gs[f], mask, o*nf+f))
+					g := float64(bnMasked(gs[f], mask, ge, o*nf+f))
 					s1[f] += g
 					s2[f] += g * (float64(xs[f]) - mu[f])
 				}
@@ -480,7 +559,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 				base := (o*nf + f) * inner
 				xs, gs := x[base:base+inner], gradOut[base:base+inner]
 				for i, g := range gs {
-					g := float64(bnMasked(g, mask, base+i))
+					g := float64(bnMasked(g, mask, ge, base+i))
 					s1 += g
 					s2 += g * (float64(xs[i]) - mu)
 				}
@@ -511,7 +590,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 				if m32 != nil {
 					mk = &bnF32(mask)[lo*nf]
 				}
-				bnGradOutAVX2(&x32[lo*nf], &g32[lo*nf], mk, &y32[lo*nf], &bnF32(mu)[0], &bnF32(c1)[0], &bnF32(c2)[0], &bnF32(c3)[0], hi-lo, nv, nf)
+				bnGradOutAVX2(&x32[lo*nf], &g32[lo*nf], mk, &y32[lo*nf], &bnF32(mu)[0], &bnF32(c1)[0], &bnF32(c2)[0], &bnF32(c3)[0], hi-lo, nv, nf, geFlag)
 				f0 = nv
 			}
 			if f0 == nf {
@@ -520,7 +599,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 			for o := lo; o < hi; o++ {
 				xs, gs, ys := x[o*nf:(o+1)*nf], gradOut[o*nf:(o+1)*nf], gradX[o*nf:(o+1)*nf]
 				for f := f0; f < nf; f++ {
-					g := bnMasked(gs[f], mask, o*nf+f)
+					g := bnMasked(gs[f], mask, ge, o*nf+f)
 					ys[f] = c1[f]*g + c2[f]*(xs[f]-mu[f]) + c3[f]
 				}
 			}
@@ -534,7 +613,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 			base := item * inner
 			xs, gs, ys := x[base:base+inner], gradOut[base:base+inner], gradX[base:base+inner]
 			for i, g := range gs {
-				g = bnMasked(g, mask, base+i)
+				g = bnMasked(g, mask, ge, base+i)
 				ys[i] = k1*g + k2*(xs[i]-mu) + k3
 			}
 		}

@@ -10,16 +10,16 @@ import "golang.org/x/sys/cpu"
 // layout (Inner == 1), where a row holds every feature once.
 
 //go:noescape
-func bnAffineAVX2(x, res, y, hi, lo, coef, add *float32, rows, ncols, ld, relu int)
+func bnAffineAVX2(x, res, y, pre, hi, lo, coef, add *float32, rows, ncols, ld, relu int)
 
 //go:noescape
-func bnGradOutAVX2(x, gr, mask, y, mu, c1, c2, c3 *float32, rows, ncols, ld int)
+func bnGradOutAVX2(x, gr, mask, y, mu, c1, c2, c3 *float32, rows, ncols, ld, ge int)
 
 //go:noescape
 func bnStatsAVX2(x *float32, k, s1, s2 *float64, rows, ncols, ld int)
 
 //go:noescape
-func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld int)
+func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld, ge int)
 
 // bnHasAVX2 reports whether the CPU runs the AVX2 batch-norm passes.
 var bnHasAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA

@@ -7,21 +7,23 @@
 // (ncols a positive multiple of 8) with a row stride of ld elements; the
 // per-column vectors have ncols elements.
 
-// func bnAffineAVX2(x, res, y, hi, lo, coef, add *float32, rows, ncols, ld, relu int)
+// func bnAffineAVX2(x, res, y, pre, hi, lo, coef, add *float32, rows, ncols, ld, relu int)
 // y = ((x - hi) - lo) * coef + add, plus res (same layout as x) if res is
-// not nil, then max(y, 0) if relu != 0 (NaN stays NaN).
-TEXT ·bnAffineAVX2(SB), NOSPLIT, $0-88
+// not nil, stored to pre (same layout) if pre is not nil, then max(y, 0)
+// if relu != 0 (NaN stays NaN).
+TEXT ·bnAffineAVX2(SB), NOSPLIT, $0-96
 	MOVQ x+0(FP), SI
 	MOVQ res+8(FP), R13
 	MOVQ y+16(FP), DI
-	MOVQ hi+24(FP), R8
-	MOVQ lo+32(FP), R9
-	MOVQ coef+40(FP), R10
-	MOVQ add+48(FP), R11
-	MOVQ rows+56(FP), CX
-	MOVQ ncols+64(FP), DX
-	MOVQ ld+72(FP), R12
-	MOVQ relu+80(FP), BX
+	MOVQ pre+24(FP), R14
+	MOVQ hi+32(FP), R8
+	MOVQ lo+40(FP), R9
+	MOVQ coef+48(FP), R10
+	MOVQ add+56(FP), R11
+	MOVQ rows+64(FP), CX
+	MOVQ ncols+72(FP), DX
+	MOVQ ld+80(FP), R12
+	MOVQ relu+88(FP), BX
 	SHLQ $2, DX
 	SHLQ $2, R12
 	VXORPS Y7, Y7, Y7
@@ -42,6 +44,11 @@ affcol:
 	VADDPS (R13)(AX*1), Y1, Y1
 
 affrelu:
+	TESTQ R14, R14
+	JZ affnopre
+	VMOVUPS Y1, (R14)(AX*1)
+
+affnopre:
 	TESTQ BX, BX
 	JZ affstore
 	VMAXPS Y1, Y7, Y1
@@ -54,8 +61,13 @@ affstore:
 	ADDQ R12, SI
 	ADDQ R12, DI
 	TESTQ R13, R13
-	JZ affnext
+	JZ affprenext
 	ADDQ R12, R13
+
+affprenext:
+	TESTQ R14, R14
+	JZ affnext
+	ADDQ R12, R14
 
 affnext:
 	DECQ CX
@@ -65,10 +77,11 @@ affdone:
 	VZEROUPPER
 	RET
 
-// func bnGradOutAVX2(x, gr, mask, y, mu, c1, c2, c3 *float32, rows, ncols, ld int)
-// y = c1*g' + c2*(x - mu) + c3 with g' = g, or g where mask > 0 (else 0)
-// when mask is not nil.
-TEXT ·bnGradOutAVX2(SB), NOSPLIT, $0-88
+// func bnGradOutAVX2(x, gr, mask, y, mu, c1, c2, c3 *float32, rows, ncols, ld, ge int)
+// y = c1*g' + c2*(x - mu) + c3 with g' = g when mask is nil; otherwise,
+// if ge == 0, g where mask > 0 (else 0), and if ge != 0, g where
+// mask >= 0, 0 where mask < 0 and mask itself (NaN) where mask is NaN.
+TEXT ·bnGradOutAVX2(SB), NOSPLIT, $0-96
 	MOVQ x+0(FP), SI
 	MOVQ gr+8(FP), R13
 	MOVQ mask+16(FP), BX
@@ -80,6 +93,7 @@ TEXT ·bnGradOutAVX2(SB), NOSPLIT, $0-88
 	MOVQ rows+64(FP), CX
 	MOVQ ncols+72(FP), DX
 	MOVQ ld+80(FP), R12
+	MOVQ ge+88(FP), R14
 	SHLQ $2, DX
 	SHLQ $2, R12
 	VXORPS Y7, Y7, Y7
@@ -96,8 +110,18 @@ gcol:
 	TESTQ BX, BX
 	JZ gnomask
 	VMOVUPS (BX)(AX*1), Y2
+	TESTQ R14, R14
+	JNZ ggemask
 	VCMPPS $0x1e, Y7, Y2, Y2
 	VANDPS Y2, Y1, Y1
+	JMP gnomask
+
+ggemask:
+	VCMPPS $0x1d, Y7, Y2, Y4
+	VANDPS Y4, Y1, Y1
+	VCMPPS $0x03, Y2, Y2, Y5
+	VANDPS Y5, Y2, Y5
+	VORPS Y5, Y1, Y1
 
 gnomask:
 	VMOVUPS (R11)(AX*1), Y3
@@ -166,10 +190,10 @@ sdone:
 	VZEROUPPER
 	RET
 
-// func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld int)
-// With g' = g (or g where mask > 0, else 0) and d = float64(x) - mu:
-// s1 += g', s2 += g'*d.
-TEXT ·bnGradSumsAVX2(SB), NOSPLIT, $0-72
+// func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld, ge int)
+// With g' as in bnGradOutAVX2 and d = float64(x) - mu: s1 += g',
+// s2 += g'*d.
+TEXT ·bnGradSumsAVX2(SB), NOSPLIT, $0-80
 	MOVQ x+0(FP), SI
 	MOVQ gr+8(FP), R13
 	MOVQ mask+16(FP), BX
@@ -179,6 +203,7 @@ TEXT ·bnGradSumsAVX2(SB), NOSPLIT, $0-72
 	MOVQ rows+48(FP), CX
 	MOVQ ncols+56(FP), DX
 	MOVQ ld+64(FP), R12
+	MOVQ ge+72(FP), R14
 	SHLQ $2, DX
 	SHLQ $2, R12
 	VXORPS Y7, Y7, Y7
@@ -193,8 +218,18 @@ gscol:
 	TESTQ BX, BX
 	JZ gsnomask
 	VMOVUPS (BX)(AX*1), Y2
+	TESTQ R14, R14
+	JNZ gsgemask
 	VCMPPS $0x1e, Y7, Y2, Y2
 	VANDPS Y2, Y6, Y6
+	JMP gsnomask
+
+gsgemask:
+	VCMPPS $0x1d, Y7, Y2, Y3
+	VANDPS Y3, Y6, Y6
+	VCMPPS $0x03, Y2, Y2, Y4
+	VANDPS Y4, Y2, Y4
+	VORPS Y4, Y6, Y6
 
 gsnomask:
 	VCVTPS2PD X6, Y2

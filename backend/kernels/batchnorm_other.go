@@ -6,11 +6,11 @@ package kernels
 // architecture.
 func bnSIMD() bool { return false }
 
-func bnAffineAVX2(x, res, y, hi, lo, coef, add *float32, rows, ncols, ld, relu int) {
+func bnAffineAVX2(x, res, y, pre, hi, lo, coef, add *float32, rows, ncols, ld, relu int) {
 	panic("kernels: bnAffineAVX2 called without assembly support")
 }
 
-func bnGradOutAVX2(x, gr, mask, y, mu, c1, c2, c3 *float32, rows, ncols, ld int) {
+func bnGradOutAVX2(x, gr, mask, y, mu, c1, c2, c3 *float32, rows, ncols, ld, ge int) {
 	panic("kernels: bnGradOutAVX2 called without assembly support")
 }
 
@@ -18,6 +18,6 @@ func bnStatsAVX2(x *float32, k, s1, s2 *float64, rows, ncols, ld int) {
 	panic("kernels: bnStatsAVX2 called without assembly support")
 }
 
-func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld int) {
+func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld, ge int) {
 	panic("kernels: bnGradSumsAVX2 called without assembly support")
 }

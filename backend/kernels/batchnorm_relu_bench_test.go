@@ -45,3 +45,26 @@ func BenchmarkBatchNormGradientReLUNHWC(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkBatchNormTrainingReLUPreNHWC(b *testing.B) {
+	s := newBNBench(b, bnNHWC, 3)
+	pre := make([]float32, s.l.Size())
+	b.SetBytes(int64(12 * s.l.Size()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := BatchNormTrainingReLUPre(s.x, s.scale, s.offset, 1e-5, s.l, s.y, pre, s.mean, s.variance); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBatchNormGradientReLUPreNHWC(b *testing.B) {
+	s := newBNBench(b, bnNHWC, 3)
+	b.SetBytes(int64(16 * s.l.Size()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := BatchNormGradientReLUPre(s.x, s.scale, s.mean, s.variance, s.gradOut, s.x, 1e-5, s.l, s.gradX, s.g1, s.g2); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

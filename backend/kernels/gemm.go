@@ -90,9 +90,8 @@ func gemm[T gemmFloat](transA, transB bool, m, n, k int, alpha T, a []T, lda int
 	if m == 0 || n == 0 {
 		return nil
 	}
-	cs := &gemmMatC[T]{c: c, ldc: ldc}
 	if k == 0 || alpha == 0 {
-		gemmScaleC[T](cs, m, n, beta)
+		gemmScaleC[T](&gemmMatC[T]{c: c, ldc: ldc}, m, n, beta)
 		return nil
 	}
 	// A stored transposed: either pack A^T (m*k transposed elements), or
@@ -100,18 +99,35 @@ func gemm[T gemmFloat](transA, transB bool, m, n, k int, alpha T, a []T, lda int
 	// transB) and the m x n result; take the cheaper. The MLP's weight
 	// gradient 784x128 * 128x256 ran 1.8x faster direct.
 	if transA && (transB || k*n+m*n < m*k) && m*n <= gemmMaxSplitKElems {
-		gemmSwapped(transB, m, n, k, alpha, a, lda, b, ldb, beta, cs)
+		gemmSwapped(transB, m, n, k, alpha, a, lda, b, ldb, beta, gemmMatC[T]{c: c, ldc: ldc})
 		return nil
 	}
 	var es T
-	pr := &gemmProblem[T]{
-		m: m, n: n, k: k, alpha: alpha, beta: beta,
-		a: &gemmMatA[T]{a: a, lda: lda, trans: transA, pack: transA || (lda*int(unsafe.Sizeof(es)))%2048 == 0},
-		b: &gemmMatB[T]{b: b, ldb: ldb, trans: transB},
-		c: cs,
-	}
-	gemmRun(pr)
+	ws := gemmGetWorkspace[T]()
+	pr := ws.call.set(m, n, k, alpha, beta,
+		gemmMatA[T]{a: a, lda: lda, trans: transA, pack: transA || (lda*int(unsafe.Sizeof(es)))%2048 == 0},
+		gemmMatB[T]{b: b, ldb: ldb, trans: transB},
+		gemmMatC[T]{c: c, ldc: ldc})
+	gemmRunWith(pr, ws)
+	gemmPutWorkspace(ws)
 	return nil
+}
+
+// gemmCall holds the operands of one plain GemmF32/GemmF64 call in a pooled
+// workspace, so that the call does not allocate them.
+type gemmCall[T gemmFloat] struct {
+	pr gemmProblem[T]
+	a  gemmMatA[T]
+	b  gemmMatB[T]
+	c  gemmMatC[T]
+}
+
+// set fills the call's operands and returns its problem, whose operand
+// interfaces point into the call.
+func (gc *gemmCall[T]) set(m, n, k int, alpha, beta T, a gemmMatA[T], b gemmMatB[T], c gemmMatC[T]) *gemmProblem[T] {
+	gc.a, gc.b, gc.c = a, b, c
+	gc.pr = gemmProblem[T]{m: m, n: n, k: k, alpha: alpha, beta: beta, a: &gc.a, b: &gc.b, c: &gc.c}
+	return &gc.pr
 }
 
 // gemmASource provides the A operand of a GEMM, tile by tile, as
@@ -174,6 +190,15 @@ type gemmWorkspace[T gemmFloat] struct {
 	tileLoHi  []int
 	idx       []int
 	args      gemmMicroArgs
+	// pass is the pass gemmRange (or gemmRunShared's owner) works on, and
+	// call the operands of a plain GEMM call; both are kept here so that
+	// steady-state GEMMs do not allocate.
+	pass gemmPass[T]
+	call gemmCall[T]
+	// split is the state of a parallel GEMM this goroutine runs; pc is the
+	// C operand of this worker's partial product when k is split.
+	split *gemmSplit[T]
+	pc    gemmMatC[T]
 }
 
 // odometer returns a scratch index vector of n elements.
@@ -200,6 +225,9 @@ func gemmPutWorkspace[T gemmFloat](ws *gemmWorkspace[T]) {
 	var z T
 	ws.args = gemmMicroArgs{}
 	ws.rowsKey = convRowsKey{}
+	ws.pass = gemmPass[T]{}
+	ws.call = gemmCall[T]{}
+	ws.pc = gemmMatC[T]{}
 	if unsafe.Sizeof(z) == 4 {
 		gemmPool32.Put(ws)
 	} else {
@@ -261,89 +289,171 @@ func gemmSplitBlocks(length, maxBlock, align int) int {
 
 // gemmRun executes a GEMM problem, splitting it over the workers.
 func gemmRun[T gemmFloat](pr *gemmProblem[T]) {
+	ws := gemmGetWorkspace[T]()
+	gemmRunWith(pr, ws)
+	gemmPutWorkspace(ws)
+}
+
+// gemmRunWith is gemmRun with a workspace the caller holds (its call and
+// swapped fields may be in use): the serial path computes in it, and a
+// parallel one keeps its split state there.
+func gemmRunWith[T gemmFloat](pr *gemmProblem[T], owner *gemmWorkspace[T]) {
 	kern := gemmKernelFor[T]()
 	m, n, k := pr.m, pr.n, pr.k
 	w := Workers()
 	flops := 2 * float64(m) * float64(n) * float64(k)
 	tilesM := (m + kern.mr - 1) / kern.mr
 	stripsN := (n + kern.nrW - 1) / kern.nrW
-	serial := func() {
-		ws := gemmGetWorkspace[T]()
-		gemmRange(pr, kern, ws, 0, m, 0, n, 0, k, pr.c, pr.alpha, pr.beta)
-		gemmPutWorkspace(ws)
-	}
 	if w <= 1 || flops < gemmMinParallelFlops {
-		serial()
+		gemmRange(pr, kern, owner, 0, m, 0, n, 0, k, pr.c, pr.alpha, pr.beta)
 		return
 	}
+	sp := owner.splitState()
+	sp.pr, sp.kern = pr, kern
+	defer sp.reset()
 	splitM := func() {
 		if n*k <= gemmMaxDynamicB && tilesM >= 8*w {
 			// B is cheap to pack: workers claim chunks of rows as they go,
 			// which keeps them balanced when a core is slowed down.
-			chunk := max(tilesM/(8*w), 1)
-			var next atomic.Int64
-			Parallel(w, 1, func(_, _ int) {
-				ws := gemmGetWorkspace[T]()
-				for {
-					c := int(next.Add(1) - 1)
-					if c*chunk >= tilesM {
-						break
-					}
-					gemmRange(pr, kern, ws, c*chunk*kern.mr, min((c+1)*chunk*kern.mr, m), 0, n, 0, k, pr.c, pr.alpha, pr.beta)
-				}
-				gemmPutWorkspace(ws)
-			})
+			sp.chunk, sp.tilesM = max(tilesM/(8*w), 1), tilesM
+			sp.next.Store(0)
+			Parallel(w, 1, sp.rowsFn)
 			return
 		}
-		gemmRunShared(pr, kern, w)
+		gemmRunShared(sp, owner, w)
 	}
 	// Splitting k costs a private m x n buffer per worker.
 	splitK := k >= w*gemmKC && m*n <= gemmMaxSplitKElems
 	switch {
 	case splitK && k >= 8*m && k >= 8*n:
-		gemmRunSplitK(pr, kern, w)
+		gemmRunSplitK(sp)
 	case tilesM >= 4*w:
 		splitM()
 	case stripsN >= 4*w:
-		Parallel(stripsN, 1, func(lo, hi int) {
-			ws := gemmGetWorkspace[T]()
-			gemmRange(pr, kern, ws, 0, m, lo*kern.nrW, min(hi*kern.nrW, n), 0, k, pr.c, pr.alpha, pr.beta)
-			gemmPutWorkspace(ws)
-		})
+		Parallel(stripsN, 1, sp.stripsFn)
 	case tilesM >= w:
 		splitM()
 	case splitK:
-		gemmRunSplitK(pr, kern, w)
+		gemmRunSplitK(sp)
 	default:
-		serial()
+		gemmRange(pr, kern, owner, 0, m, 0, n, 0, k, pr.c, pr.alpha, pr.beta)
 	}
+}
+
+// gemmSplit is the state a GEMM shares with the workers it is split over.
+// It lives in the calling goroutine's workspace, and its Parallel bodies are
+// method values bound once, so that a parallel GEMM does not allocate.
+type gemmSplit[T gemmFloat] struct {
+	pr   *gemmProblem[T]
+	kern *gemmKernel
+	// Dynamic row chunks (rowsFn) and row blocks of a shared pass
+	// (computeFn) are claimed through next.
+	next          atomic.Int64
+	chunk, tilesM int
+	ps            *gemmPass[T]
+	mc0, blocks   int
+	// Split k (splitKFn): the workers' workspaces, holding their partial
+	// products.
+	mu    sync.Mutex
+	parts []*gemmWorkspace[T]
+	off   [1]int // a row offset (kept here: it would escape on the stack)
+
+	rowsFn, stripsFn, packFn, computeFn, splitKFn func(lo, hi int)
+}
+
+// splitState returns the workspace's split state, binding its Parallel
+// bodies the first time.
+func (ws *gemmWorkspace[T]) splitState() *gemmSplit[T] {
+	if ws.split == nil {
+		sp := &gemmSplit[T]{}
+		sp.rowsFn, sp.stripsFn, sp.packFn, sp.computeFn, sp.splitKFn = sp.rows, sp.strips, sp.pack, sp.compute, sp.splitK
+		ws.split = sp
+	}
+	return ws.split
+}
+
+// reset drops the references the split state holds to the problem.
+func (sp *gemmSplit[T]) reset() {
+	sp.pr, sp.ps = nil, nil
+	clear(sp.parts)
+	sp.parts = sp.parts[:0]
+}
+
+// rows claims chunks of row tiles and computes them.
+func (sp *gemmSplit[T]) rows(_, _ int) {
+	pr, kern, m := sp.pr, sp.kern, sp.pr.m
+	ws := gemmGetWorkspace[T]()
+	for {
+		c := int(sp.next.Add(1) - 1)
+		if c*sp.chunk >= sp.tilesM {
+			break
+		}
+		gemmRange(pr, kern, ws, c*sp.chunk*kern.mr, min((c+1)*sp.chunk*kern.mr, m), 0, pr.n, 0, pr.k, pr.c, pr.alpha, pr.beta)
+	}
+	gemmPutWorkspace(ws)
+}
+
+// strips computes the column strips [lo, hi).
+func (sp *gemmSplit[T]) strips(lo, hi int) {
+	pr, kern := sp.pr, sp.kern
+	ws := gemmGetWorkspace[T]()
+	gemmRange(pr, kern, ws, 0, pr.m, lo*kern.nrW, min(hi*kern.nrW, pr.n), 0, pr.k, pr.c, pr.alpha, pr.beta)
+	gemmPutWorkspace(ws)
+}
+
+// pack packs the strips [lo, hi) of the shared pass's B block.
+func (sp *gemmSplit[T]) pack(lo, hi int) {
+	ws := gemmGetWorkspace[T]()
+	for s := lo; s < hi; s++ {
+		sp.ps.packStrip(s, &ws.bpair)
+	}
+	gemmPutWorkspace(ws)
+}
+
+// compute claims row blocks of the shared pass and computes them.
+func (sp *gemmSplit[T]) compute(_, _ int) {
+	ws := gemmGetWorkspace[T]()
+	m := sp.pr.m
+	for {
+		b := int(sp.next.Add(1) - 1)
+		if b >= sp.blocks {
+			break
+		}
+		ic := b * sp.mc0
+		sp.ps.compute(ws, sp.pr.c, ic, min(sp.mc0, m-ic))
+	}
+	gemmPutWorkspace(ws)
+}
+
+// splitK accumulates the k chunks [lo, hi) into a private m x n buffer.
+func (sp *gemmSplit[T]) splitK(lo, hi int) {
+	pr := sp.pr
+	m, n, k := pr.m, pr.n, pr.k
+	ws := gemmGetWorkspace[T]()
+	ws.partial = gemmGrow(ws.partial, m*n)
+	sp.mu.Lock()
+	sp.parts = append(sp.parts, ws)
+	sp.mu.Unlock()
+	ws.pc = gemmMatC[T]{c: ws.partial, ldc: n}
+	gemmRange(pr, sp.kern, ws, 0, m, 0, n, lo*gemmKC, min(hi*gemmKC, k), &ws.pc, 1, 0)
 }
 
 // gemmRunSplitK splits the k range over the workers: each accumulates its
 // part of A*B into a private m x n buffer, and the parts are then summed into
 // C = alpha*sum + beta*C.
-func gemmRunSplitK[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, w int) {
+func gemmRunSplitK[T gemmFloat](sp *gemmSplit[T]) {
+	pr := sp.pr
 	m, n, k := pr.m, pr.n, pr.k
 	chunks := (k + gemmKC - 1) / gemmKC
-	parts := make([]*gemmWorkspace[T], 0, w)
-	var mu sync.Mutex
-	Parallel(chunks, 1, func(lo, hi int) {
-		ws := gemmGetWorkspace[T]()
-		ws.partial = gemmGrow(ws.partial, m*n)
-		mu.Lock()
-		parts = append(parts, ws)
-		mu.Unlock()
-		pc := &gemmMatC[T]{c: ws.partial, ldc: n}
-		gemmRange(pr, kern, ws, 0, m, 0, n, lo*gemmKC, min(hi*gemmKC, k), pc, 1, 0)
-	})
-	var off [1]int
+	Parallel(chunks, 1, sp.splitKFn)
+	off := sp.off[:]
 	base := pr.c.base()
 	for i := 0; i < m; i++ {
-		pr.c.rowOffsets(i, off[:])
+		pr.c.rowOffsets(i, off)
 		row := unsafe.Slice((*T)(unsafe.Add(base, off[0])), n)
 		for j := range row {
 			var s T
-			for _, ws := range parts {
+			for _, ws := range sp.parts {
 				s += ws.partial[i*n+j]
 			}
 			if pr.beta == 0 {
@@ -353,7 +463,7 @@ func gemmRunSplitK[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, w int) {
 			}
 		}
 	}
-	for _, ws := range parts {
+	for _, ws := range sp.parts {
 		gemmPutWorkspace(ws)
 	}
 }
@@ -367,7 +477,8 @@ func gemmRange[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, ws *gemmWorksp
 	mc0 := gemmSplitBlocks(m1-m0, gemmMC/kern.mr*kern.mr, kern.mr)
 	for jc := n0; jc < n1; jc += gemmNC {
 		for pc := k0; pc < k1; pc += kc0 {
-			ps := newGemmPass(pr, kern, m1-m0, jc, min(gemmNC, n1-jc), k0, pc, min(kc0, k1-pc), alpha, beta)
+			ps := &ws.pass
+			ps.set(pr, kern, m1-m0, jc, min(gemmNC, n1-jc), k0, pc, min(kc0, k1-pc), alpha, beta)
 			ws.bpack = gemmGrow(ws.bpack, ps.kc*ps.nStrips*kern.nrW)
 			ps.bpack = ws.bpack
 			for s := 0; s < ps.nStrips; s++ {
@@ -384,40 +495,25 @@ func gemmRange[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, ws *gemmWorksp
 // for each column and k block, the workers pack B's strips together, then
 // claim blocks of rows of C as they go (which keeps them balanced when a
 // core is slowed down). It suits large B operands, which gemmRange would
-// pack once per worker.
-func gemmRunShared[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, w int) {
+// pack once per worker. owner is the workspace holding sp.
+func gemmRunShared[T gemmFloat](sp *gemmSplit[T], owner *gemmWorkspace[T], w int) {
+	pr, kern := sp.pr, sp.kern
 	m, n, k := pr.m, pr.n, pr.k
 	mr := kern.mr
 	kc0 := gemmSplitBlocks(k, gemmKC, 8)
 	// At least 4 row blocks per worker.
-	mc0 := gemmSplitBlocks(m, min(gemmMC/mr*mr, max((m/(4*w))/mr*mr, mr)), mr)
-	blocks := (m + mc0 - 1) / mc0
-	owner := gemmGetWorkspace[T]()
-	defer gemmPutWorkspace(owner)
+	sp.mc0 = gemmSplitBlocks(m, min(gemmMC/mr*mr, max((m/(4*w))/mr*mr, mr)), mr)
+	sp.blocks = (m + sp.mc0 - 1) / sp.mc0
 	for jc := 0; jc < n; jc += gemmNC {
 		for pc := 0; pc < k; pc += kc0 {
-			ps := newGemmPass(pr, kern, m, jc, min(gemmNC, n-jc), 0, pc, min(kc0, k-pc), pr.alpha, pr.beta)
+			ps := &owner.pass
+			ps.set(pr, kern, m, jc, min(gemmNC, n-jc), 0, pc, min(kc0, k-pc), pr.alpha, pr.beta)
 			owner.bpack = gemmGrow(owner.bpack, ps.kc*ps.nStrips*kern.nrW)
 			ps.bpack = owner.bpack
-			Parallel(ps.nStrips, 1, func(lo, hi int) {
-				var scratch []T
-				for s := lo; s < hi; s++ {
-					ps.packStrip(s, &scratch)
-				}
-			})
-			var next atomic.Int64
-			Parallel(w, 1, func(_, _ int) {
-				ws := gemmGetWorkspace[T]()
-				for {
-					b := int(next.Add(1) - 1)
-					if b >= blocks {
-						break
-					}
-					ic := b * mc0
-					ps.compute(ws, pr.c, ic, min(mc0, m-ic))
-				}
-				gemmPutWorkspace(ws)
-			})
+			sp.ps = ps
+			Parallel(ps.nStrips, 1, sp.packFn)
+			sp.next.Store(0)
+			Parallel(w, 1, sp.computeFn)
 		}
 	}
 }
@@ -436,11 +532,12 @@ type gemmPass[T gemmFloat] struct {
 	bpack       []T // nStrips strips of kc x nrW
 }
 
-// newGemmPass sets up the pass of columns [jc, jc+nc) and k range
+// set sets up ps as the pass of columns [jc, jc+nc) and k range
 // [pc, pc+kc) over rows rows of C; k0 is the first k of the range the
 // caller computes (its first pass applies beta, later ones accumulate).
-func newGemmPass[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, rows, jc, nc, k0, pc, kc int, alpha, beta T) *gemmPass[T] {
-	ps := &gemmPass[T]{pr: pr, kern: kern, jc: jc, nc: nc, pc: pc, kc: kc,
+// The caller then points ps.bpack at its packing buffer.
+func (ps *gemmPass[T]) set(pr *gemmProblem[T], kern *gemmKernel, rows, jc, nc, k0, pc, kc int, alpha, beta T) {
+	*ps = gemmPass[T]{pr: pr, kern: kern, jc: jc, nc: nc, pc: pc, kc: kc,
 		nStrips: (nc + kern.nrW - 1) / kern.nrW, alpha: alpha, beta: beta, useBeta: beta != 0}
 	if pc != k0 {
 		ps.beta, ps.useBeta = 1, true
@@ -452,7 +549,6 @@ func newGemmPass[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, rows, jc, nc
 			ps.usePair = true
 		}
 	}
-	return ps
 }
 
 // strip returns the first column, width and padded width of column strip s:
@@ -664,19 +760,17 @@ func (s *gemmMatC[T]) rowOffsets(i0 int, dst []int) {
 // adds its transpose into C. Reading A^T in place would need a transposing
 // copy of all of A; this way A is read by rows, and only op(B)^T, the
 // smaller operand, is transposed (or none is, when transB).
-func gemmSwapped[T gemmFloat](transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, cs *gemmMatC[T]) {
+func gemmSwapped[T gemmFloat](transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, cs gemmMatC[T]) {
 	ws := gemmGetWorkspace[T]()
 	defer gemmPutWorkspace(ws)
 	ws.swapped = gemmGrow(ws.swapped, n*m)
 	t := ws.swapped
 	var es T
-	pr := &gemmProblem[T]{
-		m: n, n: m, k: k, alpha: 1, beta: 0,
-		a: &gemmMatA[T]{a: b, lda: ldb, trans: !transB, pack: !transB || (ldb*int(unsafe.Sizeof(es)))%2048 == 0},
-		b: &gemmMatB[T]{b: a, ldb: lda},
-		c: &gemmMatC[T]{c: t, ldc: m},
-	}
-	gemmRun(pr)
+	pr := ws.call.set(n, m, k, 1, 0,
+		gemmMatA[T]{a: b, lda: ldb, trans: !transB, pack: !transB || (ldb*int(unsafe.Sizeof(es)))%2048 == 0},
+		gemmMatB[T]{b: a, ldb: lda},
+		gemmMatC[T]{c: t, ldc: m})
+	gemmRunWith(pr, ws)
 	// C = alpha*T^T + beta*C, in blocks for locality.
 	const bs = 32
 	for i0 := 0; i0 < m; i0 += bs {

@@ -15,13 +15,28 @@ import (
 func Workers() int { return runtime.GOMAXPROCS(0) }
 
 // parJob is one Parallel call: pieces equal chunks of [0, n), claimed by the
-// calling goroutine and the pool's helpers through next.
+// calling goroutine and the pool's helpers through next. Jobs are reused:
+// refs counts the caller and every copy of the pointer put on the job
+// channel, and the last to release it returns it to parJobPool, so that no
+// helper still holding a stale pointer can see it reused.
 type parJob struct {
 	fn       func(lo, hi int)
 	n, chunk int
 	pieces   int32
 	next     atomic.Int32
+	refs     atomic.Int32
 	wg       sync.WaitGroup
+}
+
+// parJobPool holds released jobs.
+var parJobPool = sync.Pool{New: func() any { return new(parJob) }}
+
+// release drops one reference to j, returning it to the pool with the last.
+func (j *parJob) release() {
+	if j.refs.Add(-1) == 0 {
+		j.fn = nil
+		parJobPool.Put(j)
+	}
 }
 
 // run claims and runs pieces until none is left.
@@ -88,6 +103,7 @@ func parHelper(jobs chan *parJob) {
 			j = <-jobs
 		}
 		j.run()
+		j.release()
 	}
 }
 
@@ -114,17 +130,45 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		return
 	}
 	chunk := (n + workers - 1) / workers
-	j := &parJob{fn: fn, n: n, chunk: chunk, pieces: int32((n + chunk - 1) / chunk)}
+	j := parJobPool.Get().(*parJob)
+	j.fn, j.n, j.chunk, j.pieces = fn, n, chunk, int32((n+chunk-1)/chunk)
+	j.next.Store(0)
+	j.refs.Store(1)
 	j.wg.Add(int(j.pieces))
 	jobs := parHelpers(Workers() - 1)
 	for range j.pieces - 1 {
+		// Count the reference before it is visible to a helper.
+		j.refs.Add(1)
 		select {
 		case jobs <- j:
 		default:
 			// Every helper is busy and the queue is full: the caller and
 			// the helpers that do come take the pieces.
+			j.refs.Add(-1)
 		}
 	}
 	j.run()
 	j.wg.Wait()
+	// Copies of j still queued keep it from reuse: take them off the
+	// channel while references other than ours remain. Another call's job
+	// taken by mistake goes back (or, if the queue filled up meanwhile, is
+	// run here as a helper would).
+	for j.refs.Load() > 1 {
+		select {
+		case q := <-jobs:
+			if q == j {
+				j.refs.Add(-1) // all pieces are done: just drop the copy
+				continue
+			}
+			select {
+			case jobs <- q:
+			default:
+				q.run()
+				q.release()
+			}
+		default:
+		}
+		break
+	}
+	j.release()
 }

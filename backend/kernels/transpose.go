@@ -2,6 +2,8 @@ package kernels
 
 import (
 	"fmt"
+	"reflect"
+	"sync"
 	"unsafe"
 )
 
@@ -36,7 +38,13 @@ func Transpose[T any](src, dst []T, dims, perm []int) error {
 	if len(perm) != r {
 		return fmt.Errorf("kernels.Transpose: perm %v has %d axes, dims %v has %d", perm, len(perm), dims, r)
 	}
-	seen := make([]bool, r)
+	var seenBuf [transposeMaxRank]bool
+	seen := seenBuf[:0]
+	if r <= transposeMaxRank {
+		seen = seenBuf[:r]
+	} else {
+		seen = make([]bool, r)
+	}
 	size := 1
 	for a, p := range perm {
 		if p < 0 || p >= r || seen[p] {
@@ -54,15 +62,113 @@ func Transpose[T any](src, dst []T, dims, perm []int) error {
 	if size == 0 {
 		return nil
 	}
-	// Source strides, then the destination's axes as (size, source stride)
-	// with size-1 axes dropped and adjacent runs merged.
-	sStr := make([]int, r)
+	// Element types without pointers move as unsigned words of their size,
+	// through pooled jobs (no allocation); any other type gets a job of its
+	// own.
+	var es T
+	if transposePlainKind(reflect.TypeFor[T]().Kind()) {
+		switch unsafe.Sizeof(es) {
+		case 1:
+			transposeWith(transposeGetJob[uint8](&transposePool1), transposeCast[uint8](src), transposeCast[uint8](dst), dims, perm)
+			return nil
+		case 2:
+			transposeWith(transposeGetJob[uint16](&transposePool2), transposeCast[uint16](src), transposeCast[uint16](dst), dims, perm)
+			return nil
+		case 4:
+			transposeWith(transposeGetJob[uint32](&transposePool4), transposeCast[uint32](src), transposeCast[uint32](dst), dims, perm)
+			return nil
+		case 8:
+			transposeWith(transposeGetJob[uint64](&transposePool8), transposeCast[uint64](src), transposeCast[uint64](dst), dims, perm)
+			return nil
+		case 16:
+			transposeWith(transposeGetJob[[2]uint64](&transposePool16), transposeCast[[2]uint64](src), transposeCast[[2]uint64](dst), dims, perm)
+			return nil
+		}
+	}
+	transposeWith(new(transposeJob[T]), src, dst, dims, perm)
+	return nil
+}
+
+// transposeMaxRank is the rank up to which Transpose keeps its index
+// vectors in fixed arrays; higher ranks allocate them.
+const transposeMaxRank = 12
+
+// transposePlainKind reports whether values of kind k hold no pointers.
+func transposePlainKind(k reflect.Kind) bool {
+	switch k {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return true
+	}
+	return false
+}
+
+// transposeCast views s, whose elements hold no pointers and have E's size,
+// as a slice of E.
+func transposeCast[E, T any](s []T) []E {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
+}
+
+// Pools of transpose jobs, by element size.
+var transposePool1, transposePool2, transposePool4, transposePool8, transposePool16 sync.Pool
+
+// transposeGetJob returns a pooled job; transposeWith puts it back.
+func transposeGetJob[E any](pool *sync.Pool) *transposeJob[E] {
+	if j, ok := pool.Get().(*transposeJob[E]); ok {
+		return j
+	}
+	return &transposeJob[E]{pool: pool}
+}
+
+// transposeJob is one Transpose call: the merged axes and the operands. Its
+// Parallel bodies are method values bound once, and its index vectors live
+// in fixed arrays, so that a pooled job is reused without allocating.
+type transposeJob[E any] struct {
+	pool     *sync.Pool // where the job goes back, if pooled
+	src, dst []E
+	// Destination axes as (size, source stride, destination stride), with
+	// size-1 axes dropped and adjacent runs merged.
+	dd, ds, dStr []int
+	// Tiles: axis q is contiguous in the source; od, os, odst are the
+	// outer axes (all but q and the last).
+	q, last, sl, qBlocks, dq int
+	od, os, odst             []int
+	simd                     bool
+
+	arrays          [6][transposeMaxRank]int
+	runsFn, tilesFn func(lo, hi int)
+	elemsFn         func(lo, hi int)
+}
+
+// vec returns array i of the job, emptied, or a new slice if rank r does
+// not fit.
+func (j *transposeJob[E]) vec(i, r int) []int {
+	if r <= transposeMaxRank {
+		return j.arrays[i][:0]
+	}
+	return make([]int, 0, r)
+}
+
+// transposeWith runs Transpose's permutation (already checked) with job j.
+func transposeWith[E any](j *transposeJob[E], src, dst []E, dims, perm []int) {
+	if j.runsFn == nil {
+		j.runsFn, j.tilesFn, j.elemsFn = j.runs, j.tiles, j.elems
+	}
+	r := len(dims)
+	j.src, j.dst = src, dst
+	// Source strides (in j.dStr's array for now), then the destination's
+	// axes.
+	sStr := j.vec(2, r)[:r]
 	st := 1
 	for a := r - 1; a >= 0; a-- {
 		sStr[a] = st
 		st *= dims[a]
 	}
-	var dd, ds []int
+	dd, ds := j.vec(0, r), j.vec(1, r)
 	for _, p := range perm {
 		if dims[p] == 1 {
 			continue
@@ -75,142 +181,171 @@ func Transpose[T any](src, dst []T, dims, perm []int) error {
 		dd = append(dd, dims[p])
 		ds = append(ds, sStr[p])
 	}
+	j.dd, j.ds = dd, ds
 	n := len(dd)
-	if n <= 1 {
+	switch {
+	case n <= 1:
 		copy(dst, src)
-		return nil
-	}
-	// Destination strides.
-	dStr := make([]int, n)
-	st = 1
-	for a := n - 1; a >= 0; a-- {
-		dStr[a] = st
-		st *= dd[a]
-	}
-	if ds[n-1] == 1 {
-		transposeRuns(src, dst, dd, ds, dStr)
-		return nil
-	}
-	transposeTiles(src, dst, dd, ds, dStr)
-	return nil
-}
-
-// transposeRuns copies contiguous runs of the last axis, which has source
-// stride 1: rows of the destination's outer axes are split over the workers.
-func transposeRuns[T any](src, dst []T, dd, ds, dStr []int) {
-	n := len(dd)
-	run := dd[n-1]
-	rows := len(dst) / run
-	Parallel(rows, max(1, transposeGrain/run), func(lo, hi int) {
-		idx := make([]int, n-1)
-		transposeDecode(idx, lo, dd[:n-1])
-		for row := lo; row < hi; row++ {
-			s := 0
-			for a, i := range idx {
-				s += i * ds[a]
-			}
-			copy(dst[row*run:(row+1)*run], src[s:s+run])
-			transposeNext(idx, dd[:n-1])
+	default:
+		// Destination strides.
+		dStr := j.vec(2, n)[:n]
+		st = 1
+		for a := n - 1; a >= 0; a-- {
+			dStr[a] = st
+			st *= dd[a]
 		}
-	})
+		j.dStr = dStr
+		if ds[n-1] == 1 {
+			// Contiguous runs of the last axis: rows of the destination's
+			// outer axes are split over the workers.
+			run := dd[n-1]
+			Parallel(len(dst)/run, max(1, transposeGrain/run), j.runsFn)
+		} else {
+			j.planTiles()
+		}
+	}
+	j.src, j.dst = nil, nil
+	if j.pool != nil {
+		j.pool.Put(j)
+	}
 }
 
-// transposeTiles transposes between destination axis q (contiguous in the
+// transposeIdx returns a zeroed index vector of n elements, on the caller's
+// array when it fits.
+func transposeIdx(buf *[transposeMaxRank]int, n int) []int {
+	if n <= transposeMaxRank {
+		clear(buf[:n])
+		return buf[:n]
+	}
+	return make([]int, n)
+}
+
+// runs copies the contiguous runs of rows [lo, hi) of the destination's
+// outer axes.
+func (j *transposeJob[E]) runs(lo, hi int) {
+	n := len(j.dd)
+	run := j.dd[n-1]
+	var buf [transposeMaxRank]int
+	idx := transposeIdx(&buf, n-1)
+	transposeDecode(idx, lo, j.dd[:n-1])
+	ds := j.ds
+	for row := lo; row < hi; row++ {
+		s := 0
+		for a, i := range idx {
+			s += i * ds[a]
+		}
+		copy(j.dst[row*run:(row+1)*run], j.src[s:s+run])
+		transposeNext(idx, j.dd[:n-1])
+	}
+}
+
+// planTiles transposes between destination axis q (contiguous in the
 // source) and the last destination axis, in transposeBlock-square tiles;
 // the work items are (outer index, block of axis q).
-func transposeTiles[T any](src, dst []T, dd, ds, dStr []int) {
+func (j *transposeJob[E]) planTiles() {
+	dd, ds, dStr := j.dd, j.ds, j.dStr
 	n := len(dd)
-	q := -1
+	j.q = -1
 	for a := range n - 1 {
 		if ds[a] == 1 {
-			q = a
+			j.q = a
 		}
 	}
-	last := dd[n-1]
-	sl := ds[n-1]
-	if q < 0 {
+	j.last, j.sl = dd[n-1], ds[n-1]
+	if j.q < 0 {
 		// No axis is contiguous in the source (cannot happen after merging,
 		// the source's last axis has stride 1); copy element by element.
-		Parallel(len(dst), transposeGrain, func(lo, hi int) {
-			idx := make([]int, n)
-			transposeDecode(idx, lo, dd)
-			for i := lo; i < hi; i++ {
-				s := 0
-				for a, v := range idx {
-					s += v * ds[a]
-				}
-				dst[i] = src[s]
-				transposeNext(idx, dd)
-			}
-		})
+		Parallel(len(j.dst), transposeGrain, j.elemsFn)
 		return
 	}
-	// Outer axes: all but q and the last.
-	var od, os, odst []int
+	od, os, odst := j.vec(3, n), j.vec(4, n), j.vec(5, n)
 	for a := range n - 1 {
-		if a != q {
+		if a != j.q {
 			od = append(od, dd[a])
 			os = append(os, ds[a])
 			odst = append(odst, dStr[a])
 		}
 	}
+	j.od, j.os, j.odst = od, os, odst
 	outer := 1
 	for _, d := range od {
 		outer *= d
 	}
-	qBlocks := (dd[q] + transposeBlock - 1) / transposeBlock
-	dq := dStr[q]
-	items := outer * qBlocks
-	var es T
-	simd := unsafe.Sizeof(es) == 4 && transposeSIMD()
-	Parallel(items, max(1, transposeGrain/(transposeBlock*last)), func(lo, hi int) {
-		idx := make([]int, len(od))
-		transposeDecode(idx, lo/qBlocks, od)
-		qb := lo % qBlocks
-		for it := lo; it < hi; it++ {
-			sb, db := 0, 0
-			for a, v := range idx {
-				sb += v * os[a]
-				db += v * odst[a]
-			}
-			i0 := qb * transposeBlock
-			i1 := min(i0+transposeBlock, dd[q])
-			j8 := 0
-			if simd {
-				// 8x8 blocks in assembly; the Go loops below do the rest.
-				if nb := (i1 - i0) / 8; nb > 0 {
-					for ; j8+8 <= last; j8 += 8 {
-						transpose8x8AVX2(unsafe.Pointer(&src[sb+i0+j8*sl]), unsafe.Pointer(&dst[db+i0*dq+j8]), sl*4, dq*4, nb)
-					}
-					for i := i0; i < i0+8*nb; i++ {
-						d := dst[db+i*dq+j8 : db+i*dq+last]
-						s := sb + i + j8*sl
-						for j := range d {
-							d[j] = src[s]
-							s += sl
-						}
-					}
-					i0 += 8 * nb
-					j8 = 0
+	j.qBlocks = (dd[j.q] + transposeBlock - 1) / transposeBlock
+	j.dq = dStr[j.q]
+	var es E
+	j.simd = unsafe.Sizeof(es) == 4 && transposeSIMD()
+	Parallel(outer*j.qBlocks, max(1, transposeGrain/(transposeBlock*j.last)), j.tilesFn)
+}
+
+// elems copies destination elements [lo, hi) one by one.
+func (j *transposeJob[E]) elems(lo, hi int) {
+	dd, ds := j.dd, j.ds
+	var buf [transposeMaxRank]int
+	idx := transposeIdx(&buf, len(dd))
+	transposeDecode(idx, lo, dd)
+	for i := lo; i < hi; i++ {
+		s := 0
+		for a, v := range idx {
+			s += v * ds[a]
+		}
+		j.dst[i] = j.src[s]
+		transposeNext(idx, dd)
+	}
+}
+
+// tiles transposes the tile work items [lo, hi).
+func (j *transposeJob[E]) tiles(lo, hi int) {
+	src, dst := j.src, j.dst
+	od, os, odst := j.od, j.os, j.odst
+	q, last, sl, qBlocks, dq := j.q, j.last, j.sl, j.qBlocks, j.dq
+	nq := j.dd[q]
+	var buf [transposeMaxRank]int
+	idx := transposeIdx(&buf, len(od))
+	transposeDecode(idx, lo/qBlocks, od)
+	qb := lo % qBlocks
+	for it := lo; it < hi; it++ {
+		sb, db := 0, 0
+		for a, v := range idx {
+			sb += v * os[a]
+			db += v * odst[a]
+		}
+		i0 := qb * transposeBlock
+		i1 := min(i0+transposeBlock, nq)
+		j8 := 0
+		if j.simd {
+			// 8x8 blocks in assembly; the Go loops below do the rest.
+			if nb := (i1 - i0) / 8; nb > 0 {
+				for ; j8+8 <= last; j8 += 8 {
+					transpose8x8AVX2(unsafe.Pointer(&src[sb+i0+j8*sl]), unsafe.Pointer(&dst[db+i0*dq+j8]), sl*4, dq*4, nb)
 				}
-			}
-			for j0 := 0; j0 < last; j0 += transposeBlockJ {
-				j1 := min(j0+transposeBlockJ, last)
-				for i := i0; i < i1; i++ {
-					d := dst[db+i*dq+j0 : db+i*dq+j1]
-					s := sb + i + j0*sl
-					for j := range d {
-						d[j] = src[s]
+				for i := i0; i < i0+8*nb; i++ {
+					d := dst[db+i*dq+j8 : db+i*dq+last]
+					s := sb + i + j8*sl
+					for k := range d {
+						d[k] = src[s]
 						s += sl
 					}
 				}
-			}
-			if qb++; qb == qBlocks {
-				qb = 0
-				transposeNext(idx, od)
+				i0 += 8 * nb
 			}
 		}
-	})
+		for j0 := 0; j0 < last; j0 += transposeBlockJ {
+			j1 := min(j0+transposeBlockJ, last)
+			for i := i0; i < i1; i++ {
+				d := dst[db+i*dq+j0 : db+i*dq+j1]
+				s := sb + i + j0*sl
+				for k := range d {
+					d[k] = src[s]
+					s += sl
+				}
+			}
+		}
+		if qb++; qb == qBlocks {
+			qb = 0
+			transposeNext(idx, od)
+		}
+	}
 }
 
 // transposeDecode sets idx to the row-major coordinates of flat index i in

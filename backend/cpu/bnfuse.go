@@ -1,0 +1,229 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/gomlx/gomlx/backends"
+)
+
+// Batch norm + ReLU fusion (option "nobnrelu" switches it off).
+//
+// Forward: Max(bn, 0), with bn the normalized output of a
+// BatchNormForTraining, becomes a fourth output of the batch-norm step
+// (kernels.BatchNormTrainingReLUPre writes the ReLU's output and its input
+// in the same pass), so the separate ReLU pass, which read bn back from
+// memory, disappears. bn keeps its value: GoMLX's ReLU gradient reads it.
+// Likewise the residual Max(Add(bn, r), 0), when the Add is bn's only
+// reader (kernels.BatchNormTrainingAddReLUPre): bn's storage then holds
+// the sum, and the Add becomes an alias of it.
+//
+// Inference: Max(bn, 0), with bn a BatchNormForInference read by nothing
+// else, is computed by the batch norm (kernels.BatchNormInferenceReLU) and
+// the Max becomes an alias of it.
+//
+// Backward: BatchNormGradient whose gradOut is GoMLX's ReLU gradient,
+// Mul(v, Sign(Add(Sign(a - 0), 1))), read by nothing else, takes v and a
+// instead and applies the mask inside both of its passes
+// (kernels.BatchNormGradientReLUPre, GoMLX's rule: v where a >= 0, 0 where
+// a < 0, NaN where a is NaN), so the masking pass disappears.
+//
+// Values equal the unfused graph's except for the sign of zero (the
+// kernels' ReLU keeps -0 where Go's max gives +0; the masked gradient is +0
+// where v * 0 is -0) and, where a < 0 and v is infinite, 0 instead of
+// v * 0 = NaN.
+
+// fuseBatchNormReLU rewrites b's graph in place (before compilation) as
+// described above, for the nodes reachable from outs.
+func fuseBatchNormReLU(b *Builder, outs []*node) {
+	nn := len(b.nodes)
+	live := make([]bool, nn)
+	isOutput := make([]bool, nn)
+	var mark func(n *node)
+	mark = func(n *node) {
+		if live[n.idx] {
+			return
+		}
+		live[n.idx] = true
+		if n.parent != nil {
+			mark(n.parent)
+		}
+		for _, in := range n.inputs {
+			mark(in)
+		}
+	}
+	for _, o := range outs {
+		mark(o)
+		isOutput[o.idx] = true
+	}
+	consumers := make([][]*node, nn)
+	for _, n := range b.nodes {
+		if !live[n.idx] || n.parent != nil {
+			continue
+		}
+		for _, in := range n.inputs {
+			consumers[in.idx] = append(consumers[in.idx], n)
+		}
+	}
+
+	for _, n := range b.nodes[:nn] {
+		if !live[n.idx] || n.parent != nil {
+			continue
+		}
+		switch n.op {
+		case backends.OpTypeBatchNormForTraining:
+			if d := n.data.(*bnData); !d.relu && !d.addReLU {
+				fuseBatchNormReLUForward(n, consumers, isOutput)
+			}
+		case backends.OpTypeBatchNormForInference:
+			d := n.data.(*bnData)
+			cs := consumers[n.idx]
+			if d.relu || isOutput[n.idx] || len(cs) != 1 || cs[0].op != backends.OpTypeMax || !cs[0].shape.Equal(n.shape) {
+				continue
+			}
+			m := cs[0]
+			other := m.inputs[0]
+			if other == n {
+				other = m.inputs[1]
+			}
+			if other == n || !isZeroConstant(other) {
+				continue
+			}
+			// The batch norm applies the ReLU; the Max becomes its alias.
+			nd := *d
+			nd.relu = true
+			n.data = &nd
+			m.op, m.inputs = backends.OpTypeIdentity, []*node{n}
+		case backends.OpTypeBatchNormGradient:
+			d := n.data.(*bnData)
+			m := n.inputs[4]
+			if d.reluPre || m.op != backends.OpTypeMul || isOutput[m.idx] || len(consumers[m.idx]) != 1 {
+				continue
+			}
+			for k := range 2 {
+				v, a := m.inputs[k], reluMaskInput(m.inputs[1-k])
+				if a == nil || !v.shape.Equal(m.shape) || !a.shape.Equal(m.shape) {
+					continue
+				}
+				nd := *d
+				nd.reluPre = true
+				n.data = &nd
+				n.inputs = append(n.inputs[:4:4], v, a)
+				break
+			}
+		}
+	}
+}
+
+// fuseBatchNormReLUForward merges the ReLU after the training batch norm n
+// into n's step, when there is one: Max(bn, 0) becomes n's fourth output
+// and bn stays as it is; or, when bn's only reader is a residual add,
+// Max(Add(bn, r), 0) becomes the fourth output, the Add (the ReLU's input,
+// which GoMLX's ReLU gradient reads) becomes n's first output, and r
+// becomes n's fourth input (so r must come before n).
+func fuseBatchNormReLUForward(n *node, consumers [][]*node, isOutput []bool) {
+	d := n.data.(*bnData)
+	bn := n.outs[0]
+	reluOf := func(x *node) *node {
+		for _, c := range consumers[x.idx] {
+			if c.op != backends.OpTypeMax || !c.shape.Equal(x.shape) {
+				continue
+			}
+			other := c.inputs[0]
+			if other == x {
+				other = c.inputs[1]
+			}
+			if other != x && isZeroConstant(other) {
+				return c
+			}
+		}
+		return nil
+	}
+	// makeOut turns m into n's next output.
+	makeOut := func(m *node) {
+		m.op, m.inputs, m.data = n.op, []*node{n}, nil
+		m.parent, m.outIdx = n, len(n.outs)
+		n.outs = append(n.outs, m)
+	}
+	if m := reluOf(bn); m != nil {
+		nd := *d
+		nd.relu = true
+		n.data = &nd
+		makeOut(m)
+		return
+	}
+	cs := consumers[bn.idx]
+	if len(cs) != 1 || isOutput[bn.idx] || cs[0].op != backends.OpTypeAdd || !cs[0].shape.Equal(bn.shape) {
+		return
+	}
+	add := cs[0]
+	r := add.inputs[0]
+	if r == bn {
+		r = add.inputs[1]
+	}
+	if r == bn || !r.shape.Equal(bn.shape) || r.idx >= n.idx {
+		return
+	}
+	m := reluOf(add)
+	if m == nil {
+		return
+	}
+	nd := *d
+	nd.addReLU = true
+	n.data = &nd
+	n.inputs = append(n.inputs[:3:3], r)
+	// The sum is computed by n into its first output; the Add reads it.
+	add.op, add.inputs = backends.OpTypeIdentity, []*node{bn}
+	makeOut(m)
+}
+
+// reluMaskInput returns a when ind is GoMLX's NonNegativeIndicator of a,
+// Sign(Add(Sign(a), 1)) (either operand order, through a - 0), and nil
+// otherwise.
+func reluMaskInput(ind *node) *node {
+	if ind.op != backends.OpTypeSign || !ind.shape.DType.IsFloat() {
+		return nil
+	}
+	add := ind.inputs[0]
+	if add.op != backends.OpTypeAdd {
+		return nil
+	}
+	for k := range 2 {
+		s, c := add.inputs[k], add.inputs[1-k]
+		if s.op != backends.OpTypeSign || !isConstantOf(c, 1) {
+			continue
+		}
+		a := s.inputs[0]
+		if a.op == backends.OpTypeSub && isZeroConstant(a.inputs[1]) && a.inputs[0].shape.Equal(a.shape) {
+			a = a.inputs[0]
+		}
+		return a
+	}
+	return nil
+}
+
+// isZeroConstant reports whether n is a constant (through broadcasts,
+// reshapes and identities) whose elements are all +0.
+func isZeroConstant(n *node) bool { return isConstantOf(n, 0) }
+
+// isConstantOf reports whether n is a constant (through broadcasts,
+// reshapes and identities) whose elements all equal v, with v's sign (so
+// -0 is not 0).
+func isConstantOf(n *node, v float64) bool {
+	for n.op == backends.OpTypeBroadcastInDim || n.op == backends.OpTypeReshape || n.op == backends.OpTypeIdentity {
+		n = n.inputs[0]
+	}
+	if n.op != backends.OpTypeConstant || !n.shape.DType.IsFloat() {
+		return false
+	}
+	size := n.shape.Size()
+	if size == 0 || size > 1<<16 {
+		return false
+	}
+	for i := range size {
+		c := scalarAsFloat64(n.data, i)
+		if c != v || math.Signbit(c) != math.Signbit(v) {
+			return false
+		}
+	}
+	return true
+}
