@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // checkCover runs Parallel(n, grain) and checks that every index is visited
@@ -73,18 +74,32 @@ func TestParallelNestedAndConcurrent(t *testing.T) {
 }
 
 // TestParallelRunsConcurrently checks that the chunks of one call really
-// run at the same time on a pool helper: two chunks that each wait for the
-// other can only finish if both run at once.
+// run at the same time on a pool helper.
 func TestParallelRunsConcurrently(t *testing.T) {
 	old := runtime.GOMAXPROCS(2)
 	defer runtime.GOMAXPROCS(old)
+	// Each chunk waits a bounded time for the other to start, so the test can
+	// never hang (chunks must not depend on each other); at least one of the
+	// iterations must see both chunks running at once.
+	overlapped := 0
 	for range 50 {
 		var arrived atomic.Int32
+		var both atomic.Bool
 		Parallel(2, 1, func(lo, hi int) {
 			arrived.Add(1)
-			for arrived.Load() < 2 {
+			deadline := time.Now().Add(200 * time.Millisecond)
+			for arrived.Load() < 2 && time.Now().Before(deadline) {
 				runtime.Gosched()
 			}
+			if arrived.Load() == 2 {
+				both.Store(true)
+			}
 		})
+		if both.Load() {
+			overlapped++
+		}
+	}
+	if overlapped == 0 {
+		t.Fatal("Parallel never ran its two chunks at the same time in 50 tries")
 	}
 }
