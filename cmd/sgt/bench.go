@@ -18,6 +18,7 @@ import (
 
 	"github.com/sgt-dev/sgt"
 	"github.com/sgt-dev/sgt/backend"
+	"github.com/sgt-dev/sgt/backend/kernels"
 	// Our CPU backend, so that "--backend cpu" is available to the benchmark.
 	_ "github.com/sgt-dev/sgt/backend/cpu"
 	"github.com/sgt-dev/sgt/models"
@@ -63,6 +64,7 @@ type benchResult struct {
 	Backend           string        `json:"backend"`
 	Alpha             float64       `json:"alpha"`
 	Threads           int           `json:"threads"`
+	ISA               string        `json:"isa"`
 	Warmup            int           `json:"warmup"`
 	WarmupSeconds     float64       `json:"warmup_seconds"`
 	ImagesPerS        float64       `json:"images_per_s"`
@@ -75,7 +77,7 @@ type benchResult struct {
 
 // benchConfig holds the flags of "sgt bench".
 type benchConfig struct {
-	model, backend         string
+	model, backend, isa    string
 	batch, warmup, steps   int
 	repeats, pool, threads int
 	alpha, minTime, lr     float64
@@ -101,6 +103,7 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.repeats, "repeats", 1, "number of timing windows (the median is reported)")
 	fs.IntVar(&cfg.pool, "pool", 4, "distinct random batches cycled through")
 	fs.IntVar(&cfg.threads, "threads", 0, "GOMAXPROCS for the run (0: leave as is)")
+	fs.StringVar(&cfg.isa, "isa", "", "kernel family of the cpu backend: "+strings.Join(kernels.AvailableISAs(), ", ")+" (default: the fastest this CPU has)")
 	fs.Float64Var(&cfg.lr, "lr", 0.1, "learning rate")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "seed of the random data and initialisation")
 	if err := parseFlags(fs, args, false); err != nil {
@@ -144,6 +147,13 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if cfg.threads > 0 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cfg.threads))
 	}
+	if cfg.isa != "" {
+		previous := kernels.CurrentISA()
+		if err := kernels.SetISA(cfg.isa); err != nil {
+			return usagef("--isa: %v", err)
+		}
+		defer func() { _ = kernels.SetISA(previous) }()
+	}
 	res, err := bench(cfg, spec, preset, stdout)
 	if err != nil {
 		return err
@@ -166,7 +176,7 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 	defer b.Finalize()
 	res := &benchResult{
 		Model: spec.Name, Batch: cfg.batch, Input: preset.input, Classes: preset.classes,
-		Backend: config, Alpha: cfg.alpha, Threads: runtime.GOMAXPROCS(0), Warmup: cfg.warmup,
+		Backend: config, Alpha: cfg.alpha, Threads: runtime.GOMAXPROCS(0), ISA: kernels.CurrentISA(), Warmup: cfg.warmup,
 		GoVersion: runtime.Version(),
 	}
 	if res.Params, err = models.CountParameters(b, spec.Name, preset.input, preset.classes, nil); err != nil {
