@@ -41,6 +41,9 @@ type Config struct {
 	ImageSize int `json:"image_size"`
 	// Model is a registered model name (see models.Names).
 	Model string `json:"model"`
+	// SmallStem replaces an ImageNet-style ResNet's 7x7/2 stem and max pool
+	// by a 3x3/1 convolution, for small images such as 28x28 or 32x32.
+	SmallStem bool `json:"small_stem"`
 	// Alpha is the SGT exponent of the backward pass (1: plain training).
 	Alpha float64 `json:"alpha"`
 	// LabelSmoothing is the label-smoothing amount eps in [0, 1).
@@ -202,8 +205,12 @@ func (c *Config) Validate() error {
 	if c.ImageSize > 0 && c.Data != DataImageFolder {
 		return fieldErrorf("image-size", "only applies to --data %s, not to --data %s (whose images have a fixed size)", DataImageFolder, c.Data)
 	}
-	if _, err := models.Get(c.Model); err != nil {
+	spec, err := models.Get(c.Model)
+	if err != nil {
 		return &FieldError{Field: "model", Err: err}
+	}
+	if c.SmallStem && !spec.SmallStem {
+		return fieldErrorf("small-stem", "model %q has no small-image stem option (only the ImageNet-style ResNets and SE-ResNets have one)", c.Model)
 	}
 	if err := sgt.ValidateAlpha(c.Alpha); err != nil {
 		return &FieldError{Field: "alpha", Err: err}
@@ -321,4 +328,10 @@ func (c *Config) Optimizer() Chain {
 		chain = append(chain, Momentum{Mu: c.Momentum, Nesterov: c.Nesterov})
 	}
 	return append(chain, LearningRateStep{})
+}
+
+// modelParams returns the model hyperparameters the run sets in the GoMLX
+// context, where the models read them.
+func (c *Config) modelParams() map[string]any {
+	return map[string]any{models.ParamSmallStem: c.SmallStem}
 }

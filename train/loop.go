@@ -251,6 +251,7 @@ func newTrainer(cfg Config, opts Options) (_ *trainer, err error) {
 	}
 
 	t.ctx = context.New()
+	t.ctx.SetParams(cfg.modelParams())
 	if err := t.ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
 		return nil, fmt.Errorf("seeding the random number generator: %w", err)
 	}
@@ -264,7 +265,7 @@ func newTrainer(cfg Config, opts Options) (_ *trainer, err error) {
 	}
 	// Build the model once on a throwaway context, so that a broken model
 	// fails before the run directory is touched, and to count its parameters.
-	params, err := probeModel(t.backend, t.spec, t.train.dims(cfg.BatchSize), t.numClasses)
+	params, err := probeModel(t.backend, t.spec, t.train.dims(cfg.BatchSize), t.numClasses, cfg.modelParams())
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", cfg.Model, err)
 	}
@@ -341,11 +342,12 @@ func (t *trainer) recordFilterNorms(layers []layerNorms) error {
 // probeModel builds the model's logits for a batch of the given shape on a
 // fresh context, without compiling or running anything, and returns the
 // number of trainable parameters.
-func probeModel(b backends.Backend, spec models.Spec, dims []int, numClasses int) (params int, err error) {
+func probeModel(b backends.Backend, spec models.Spec, dims []int, numClasses int, hyper map[string]any) (params int, err error) {
 	err = graphResult("building the model", func() error {
 		g := graph.NewGraph(b, "probe")
 		defer g.Finalize()
 		ctx := context.New()
+		ctx.SetParams(hyper)
 		ctx.SetTraining(g, true)
 		images := graph.Parameter(g, "images", shapes.Make(dtypes.Float32, dims...))
 		logits := spec.Build(ctx, images, numClasses)

@@ -73,6 +73,7 @@ func defineTrainFlags(fs *flag.FlagSet, c *trainCLI) {
 	fs.StringVar(&c.recipe, "recipe", "", "start from this named recipe (see \"sgt recipes\"); flags given explicitly override its settings")
 	fs.StringVar(&cfg.Data, "data", cfg.Data, "dataset: "+strings.Join(train.DataNames(), ", ")+" (imagefolder: --data-dir holds train/<class>/ and val/<class>/ image folders)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory holding the dataset files (default: the dataset's usual location; required for imagefolder)")
+	fs.BoolVar(&cfg.SmallStem, "small-stem", cfg.SmallStem, "give ImageNet-style ResNets a 3x3/1 stem without max pool, for small images (28x28, 32x32)")
 	fs.IntVar(&cfg.ImageSize, "image-size", cfg.ImageSize, "side of the square images of --data imagefolder (0: 224); training takes random resized crops, evaluation resizes and centre-crops")
 	fs.StringVar(&cfg.Model, "model", cfg.Model, "model: "+strings.Join(models.Names(), ", "))
 	fs.Float64Var(&cfg.Alpha, "alpha", cfg.Alpha, "SGT exponent of the backward pass, 0 <= alpha <= 1 in the paper (1: plain training)")
