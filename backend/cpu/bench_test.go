@@ -23,9 +23,9 @@ import (
 
 // resnetBlock is a pre-activation-free basic residual block with batch norm.
 func resnetBlock(ctx *context.Context, x *Node, channels int) *Node {
-	y := layers.Convolution(ctx.In("conv1"), x).Filters(channels).KernelSize(3).PadSame().UseBias(false).Done()
+	y := layers.Convolution(ctx.In("conv1"), x).Channels(channels).KernelSize(3).PadSame().UseBias(false).Done()
 	y = activations.Relu(batchnorm.New(ctx.In("bn1"), y, -1).Done())
-	y = layers.Convolution(ctx.In("conv2"), y).Filters(channels).KernelSize(3).PadSame().UseBias(false).Done()
+	y = layers.Convolution(ctx.In("conv2"), y).Channels(channels).KernelSize(3).PadSame().UseBias(false).Done()
 	y = batchnorm.New(ctx.In("bn2"), y, -1).Done()
 	return activations.Relu(Add(x, y))
 }
@@ -34,11 +34,11 @@ func resnetBlock(ctx *context.Context, x *Node, channels int) *Node {
 // 32-channel block, global average pooling and a 10-way classifier.
 func smallResNet(ctx *context.Context, _ any, inputs []*Node) []*Node {
 	x := inputs[0]
-	x = layers.Convolution(ctx.In("stem"), x).Filters(16).KernelSize(3).PadSame().UseBias(false).Done()
+	x = layers.Convolution(ctx.In("stem"), x).Channels(16).KernelSize(3).PadSame().UseBias(false).Done()
 	x = activations.Relu(batchnorm.New(ctx.In("stem_bn"), x, -1).Done())
 	x = resnetBlock(ctx.In("b1"), x, 16)
 	x = resnetBlock(ctx.In("b2"), x, 16)
-	x = layers.Convolution(ctx.In("down"), x).Filters(32).KernelSize(3).Strides(2).PadSame().Done()
+	x = layers.Convolution(ctx.In("down"), x).Channels(32).KernelSize(3).Strides(2).PadSame().Done()
 	x = resnetBlock(ctx.In("b3"), x, 32)
 	x = ReduceMean(x, 1, 2)
 	return []*Node{layers.DenseWithBias(ctx.In("fc"), x, 10)}
@@ -86,18 +86,18 @@ func BenchmarkConvTrainStep(b *testing.B) {
 // three stages of three basic blocks with 16, 32 and 64 channels.
 func resNet20(ctx *context.Context, _ any, inputs []*Node) []*Node {
 	x := inputs[0]
-	x = layers.Convolution(ctx.In("stem"), x).Filters(16).KernelSize(3).PadSame().UseBias(false).Done()
+	x = layers.Convolution(ctx.In("stem"), x).Channels(16).KernelSize(3).PadSame().UseBias(false).Done()
 	x = activations.Relu(batchnorm.New(ctx.In("stem_bn"), x, -1).Done())
 	for stage, ch := range []int{16, 32, 64} {
 		for blk := range 3 {
 			c := ctx.In(fmt.Sprintf("s%d_b%d", stage, blk))
 			if stage > 0 && blk == 0 {
 				// Downsampling block with a 1x1 strided projection.
-				y := layers.Convolution(c.In("conv1"), x).Filters(ch).KernelSize(3).Strides(2).PadSame().UseBias(false).Done()
+				y := layers.Convolution(c.In("conv1"), x).Channels(ch).KernelSize(3).Strides(2).PadSame().UseBias(false).Done()
 				y = activations.Relu(batchnorm.New(c.In("bn1"), y, -1).Done())
-				y = layers.Convolution(c.In("conv2"), y).Filters(ch).KernelSize(3).PadSame().UseBias(false).Done()
+				y = layers.Convolution(c.In("conv2"), y).Channels(ch).KernelSize(3).PadSame().UseBias(false).Done()
 				y = batchnorm.New(c.In("bn2"), y, -1).Done()
-				sc := layers.Convolution(c.In("proj"), x).Filters(ch).KernelSize(1).Strides(2).UseBias(false).Done()
+				sc := layers.Convolution(c.In("proj"), x).Channels(ch).KernelSize(1).Strides(2).UseBias(false).Done()
 				sc = batchnorm.New(c.In("proj_bn"), sc, -1).Done()
 				x = activations.Relu(Add(sc, y))
 				continue
@@ -132,9 +132,9 @@ func BenchmarkMLPTrainStep(b *testing.B) {
 func BenchmarkConvInference(b *testing.B) {
 	cpu, ref := testBackends(b)
 	model := func(ctx *context.Context, x *Node) *Node {
-		x = activations.Relu(layers.Convolution(ctx.In("c1"), x).Filters(16).KernelSize(3).PadSame().Done())
+		x = activations.Relu(layers.Convolution(ctx.In("c1"), x).Channels(16).KernelSize(3).PadSame().Done())
 		x = MaxPool(x).Window(2).Done()
-		x = activations.Relu(layers.Convolution(ctx.In("c2"), x).Filters(32).KernelSize(3).PadSame().Done())
+		x = activations.Relu(layers.Convolution(ctx.In("c2"), x).Channels(32).KernelSize(3).PadSame().Done())
 		x = ReduceMean(x, 1, 2)
 		return layers.DenseWithBias(ctx.In("fc"), x, 10)
 	}

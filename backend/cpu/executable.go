@@ -253,19 +253,17 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		outBufs[oi] = ob
 	}
 	// Donated inputs are consumed.
-	if donate != nil {
-		for i, d := range donate {
-			if !d {
-				continue
-			}
-			if bufs[i].invalid.Swap(true) {
-				continue
-			}
-			if !used[i] {
-				e.backend.putFlat(bufs[i].shape.DType, bufs[i].flat)
-			}
-			bufs[i].flat = nil
+	for i, d := range donate {
+		if !d {
+			continue
 		}
+		if bufs[i].invalid.Swap(true) {
+			continue
+		}
+		if !used[i] {
+			e.backend.putFlat(bufs[i].shape.DType, bufs[i].flat)
+		}
+		bufs[i].flat = nil
 	}
 	results = make([]backends.Buffer, len(outBufs))
 	for i, ob := range outBufs {

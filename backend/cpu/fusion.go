@@ -637,7 +637,7 @@ func stridedReadT[T any](dst, src []T, lo int, dims, strides []int) {
 		return
 	}
 	var idxBuf [8]int
-	idx := idxBuf[:0]
+	var idx []int
 	if r > len(idxBuf) {
 		idx = make([]int, r)
 	} else {

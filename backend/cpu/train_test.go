@@ -144,11 +144,11 @@ func tensorF64(t *tensors.Tensor) []float64 {
 // convolution, a sigmoid gate (as in SE blocks) and dropout.
 func convModel(ctx *context.Context, _ any, inputs []*Node) []*Node {
 	x := inputs[0]
-	x = layers.Convolution(ctx.In("c1"), x).Filters(8).KernelSize(3).PadSame().Done()
+	x = layers.Convolution(ctx.In("c1"), x).Channels(8).KernelSize(3).PadSame().Done()
 	x = batchnorm.New(ctx.In("bn1"), x, -1).Done()
 	x = activations.Relu(x)
 	x = MaxPool(x).Window(2).Done()
-	y := layers.Convolution(ctx.In("c2"), x).Filters(8).KernelSize(3).Strides(2).PadSame().Done()
+	y := layers.Convolution(ctx.In("c2"), x).Channels(8).KernelSize(3).Strides(2).PadSame().Done()
 	gate := Sigmoid(layers.DenseWithBias(ctx.In("se"), ReduceMean(y, 1, 2), 8))
 	y = Mul(y, ExpandAxes(gate, 1, 2))
 	y = MeanPool(y).Window(2).Done()

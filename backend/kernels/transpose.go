@@ -39,7 +39,7 @@ func Transpose[T any](src, dst []T, dims, perm []int) error {
 		return fmt.Errorf("kernels.Transpose: perm %v has %d axes, dims %v has %d", perm, len(perm), dims, r)
 	}
 	var seenBuf [transposeMaxRank]bool
-	seen := seenBuf[:0]
+	var seen []bool
 	if r <= transposeMaxRank {
 		seen = seenBuf[:r]
 	} else {
