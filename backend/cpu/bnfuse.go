@@ -36,34 +36,7 @@ import (
 // described above, for the nodes reachable from outs.
 func fuseBatchNormReLU(b *Builder, outs []*node) {
 	nn := len(b.nodes)
-	live := make([]bool, nn)
-	isOutput := make([]bool, nn)
-	var mark func(n *node)
-	mark = func(n *node) {
-		if live[n.idx] {
-			return
-		}
-		live[n.idx] = true
-		if n.parent != nil {
-			mark(n.parent)
-		}
-		for _, in := range n.inputs {
-			mark(in)
-		}
-	}
-	for _, o := range outs {
-		mark(o)
-		isOutput[o.idx] = true
-	}
-	consumers := make([][]*node, nn)
-	for _, n := range b.nodes {
-		if !live[n.idx] || n.parent != nil {
-			continue
-		}
-		for _, in := range n.inputs {
-			consumers[in.idx] = append(consumers[in.idx], n)
-		}
-	}
+	live, isOutput, consumers := liveness(b.nodes, outs)
 
 	for _, n := range b.nodes[:nn] {
 		if !live[n.idx] || n.parent != nil {

@@ -93,37 +93,7 @@ func compile(b *Builder, outs []*node) (*Executable, error) {
 	}
 
 	// Liveness (dead-code elimination) from the outputs backwards.
-	live := make([]bool, nn)
-	isOutput := make([]bool, nn)
-	var mark func(n *node)
-	mark = func(n *node) {
-		if live[n.idx] {
-			return
-		}
-		live[n.idx] = true
-		if n.parent != nil {
-			mark(n.parent)
-		}
-		for _, o := range n.outs {
-			mark(o) // all outputs of a multi-output op get storage
-		}
-		for _, in := range n.inputs {
-			mark(in)
-		}
-	}
-	for _, o := range outs {
-		mark(o)
-		isOutput[o.idx] = true
-	}
-	consumers := make([][]*node, nn)
-	for _, n := range nodes {
-		if !live[n.idx] || n.parent != nil {
-			continue
-		}
-		for _, in := range n.inputs {
-			consumers[in.idx] = append(consumers[in.idx], n)
-		}
-	}
+	live, isOutput, consumers := liveness(nodes, outs)
 
 	// Values and aliases.
 	vals := make([]valueInfo, nn)
@@ -445,4 +415,44 @@ func sizeOf(dims []int) int {
 		n *= d
 	}
 	return n
+}
+
+// liveness marks the nodes that the outputs outs depend on (dead-code
+// elimination: every output of a multi-output op counts as live), which nodes
+// are outputs, and, for each node, its live consumers (ops that read it as an
+// input; the per-output children of multi-output ops are not consumers).
+func liveness(nodes, outs []*node) (live, isOutput []bool, consumers [][]*node) {
+	nn := len(nodes)
+	live = make([]bool, nn)
+	isOutput = make([]bool, nn)
+	var mark func(n *node)
+	mark = func(n *node) {
+		if live[n.idx] {
+			return
+		}
+		live[n.idx] = true
+		if n.parent != nil {
+			mark(n.parent)
+		}
+		for _, o := range n.outs {
+			mark(o) // all outputs of a multi-output op get storage
+		}
+		for _, in := range n.inputs {
+			mark(in)
+		}
+	}
+	for _, o := range outs {
+		mark(o)
+		isOutput[o.idx] = true
+	}
+	consumers = make([][]*node, nn)
+	for _, n := range nodes {
+		if !live[n.idx] || n.parent != nil {
+			continue
+		}
+		for _, in := range n.inputs {
+			consumers[in.idx] = append(consumers[in.idx], n)
+		}
+	}
+	return live, isOutput, consumers
 }
