@@ -86,14 +86,25 @@ func (b *Builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 		p.PadLow = append(p.PadLow, paddings[i][0])
 		p.PadHigh = append(p.PadHigh, paddings[i][1])
 	}
-	// Canonical layouts.
-	x, err := b.permuted(in[0], slices.Concat([]int{axes.InputBatch}, axes.InputSpatial, []int{axes.InputChannels}))
-	if err != nil {
-		return nil, err
-	}
+	// Canonical layouts, except for layouts the kernels read in place.
 	k, err := convKernelInPlace(in[1], axes, p)
 	if err != nil {
 		return nil, err
+	}
+	xperm := slices.Concat([]int{axes.InputBatch}, axes.InputSpatial, []int{axes.InputChannels})
+	convInput := func() (*node, error) {
+		if b.backend.noConvLayout || xs.DType != dtypes.Float32 || !isSwappedPerm(xperm) {
+			return b.permuted(in[0], xperm)
+		}
+		// The kernel gradient's x [N, spatial..., C] with its batch and
+		// channel roles swapped: read in place when the kernels can.
+		q := *p
+		q.SwappedInput = true
+		if !q.SwappedInputDirect() {
+			return b.permuted(in[0], xperm)
+		}
+		p.SwappedInput = true
+		return in[0], nil
 	}
 	// Output axis j holds canonical axis perm[j].
 	perm := make([]int, rank)
@@ -111,7 +122,15 @@ func (b *Builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 			ol.Spatial = append(ol.Spatial, os[a])
 		}
 		p.OutputLayout = ol
+		x, err := convInput()
+		if err != nil {
+			return nil, err
+		}
 		return b.newNode(backends.OpTypeConvGeneral, outShape.Clone(), p, x, k), nil
+	}
+	x, err := convInput()
+	if err != nil {
+		return nil, err
 	}
 	canonDims := slices.Concat([]int{p.Batch / p.BatchGroups}, p.OutSpatial, []int{p.OutChannels})
 	conv := b.newNode(backends.OpTypeConvGeneral, shapes.Make(xs.DType, canonDims...), p, x, k)
@@ -167,6 +186,23 @@ func convKernelInPlace(k *node, axes backends.ConvolveAxesConfig, p *kernels.Con
 	}
 	p.KernelLayout = kl
 	return src, nil
+}
+
+// isSwappedPerm reports whether perm (canonical axis i is x's axis perm[i])
+// takes x's last axis as the batch, its first as the channels and the
+// others as the spatial axes in order: x is stored as [channels,
+// spatial..., batch], ConvParams.SwappedInput's layout.
+func isSwappedPerm(perm []int) bool {
+	r := len(perm)
+	if r < 3 || perm[0] != r-1 || perm[r-1] != 0 {
+		return false
+	}
+	for i := 1; i < r-1; i++ {
+		if perm[i] != i {
+			return false
+		}
+	}
+	return true
 }
 
 // permuted returns x transposed by perm, or x itself for the identity.

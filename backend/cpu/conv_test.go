@@ -44,6 +44,10 @@ var (
 var convCases = []convCase{
 	{name: "NHWC 3x3", x: []int{2, 5, 6, 3}, k: []int{3, 3, 3, 4}, axes: axesNHWC},
 	{name: "NHWC 3x3 same", x: []int{2, 5, 6, 3}, k: []int{3, 3, 3, 4}, axes: axesNHWC, pads: [][2]int{{1, 1}, {1, 1}}},
+	// Channel counts multiples of 16: the kernel gradient reads x in place
+	// (kernels.ConvParams.SwappedInput).
+	{name: "NHWC 3x3 same 16ch", x: []int{2, 5, 6, 16}, k: []int{3, 3, 16, 32}, axes: axesNHWC, pads: [][2]int{{1, 1}, {1, 1}}},
+	{name: "NHWC 3x3 stride 2 16ch", x: []int{3, 7, 6, 16}, k: []int{3, 3, 16, 16}, axes: axesNHWC, strides: []int{2, 2}, pads: [][2]int{{1, 1}, {1, 1}}},
 	{name: "NHWC stride 2 asym pad", x: []int{2, 7, 6, 3}, k: []int{3, 2, 3, 5}, axes: axesNHWC, strides: []int{2, 2}, pads: [][2]int{{0, 1}, {2, 0}}},
 	{name: "NCHW 3x3", x: []int{2, 3, 5, 6}, k: []int{4, 3, 3, 3}, axes: axesNCHW, pads: [][2]int{{1, 1}, {1, 1}}},
 	{name: "NCHW stride", x: []int{3, 2, 8, 7}, k: []int{4, 2, 3, 3}, axes: axesNCHW, strides: []int{2, 3}, pads: [][2]int{{1, 0}, {1, 2}}},

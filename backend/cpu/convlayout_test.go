@@ -115,32 +115,39 @@ func TestConvLayoutGradients(t *testing.T) {
 
 // TestConvLayoutChannelsLast: for the channels-last convolutions of the
 // models, the whole training graph of a conv layer (forward, input and
-// kernel gradients) transposes only the input for the kernel gradient.
+// kernel gradients) transposes only the input for the kernel gradient, and
+// nothing when the channel counts let the kernel gradient read the input in
+// place.
 func TestConvLayoutChannelsLast(t *testing.T) {
-	be := newRecording(t, "")
-	c := convCases[slices.IndexFunc(convCases, func(c convCase) bool { return c.name == "NHWC 3x3 same" })]
-	exec, err := NewExec(be, func(x, k *Node) []*Node {
-		y := ConvGeneral(x, k, c.axes, c.strides, c.pads, c.idil, c.kdil, 1, 1)
-		return Gradient(ReduceAllSum(Mul(y, y)), x, k)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer exec.Finalize()
-	rng := rand.New(rand.NewPCG(53, 54))
-	x, k := randHost(rng, dtypes.Float32, c.x, -1, 1), randHost(rng, dtypes.Float32, c.k, -1, 1)
-	if _, err := exec.Exec(hostTensor(x), hostTensor(k)); err != nil {
-		t.Fatal(err)
-	}
-	e := be.last
-	if n := countSteps(e, "Transpose"); n != 1 {
-		t.Errorf("%d transposes, want 1 (the input, for the kernel gradient):\n%s", n, e.describe())
-	}
-	if n := countSteps(e, "Reverse"); n != 0 {
-		t.Errorf("%d reverses, want 0:\n%s", n, e.describe())
-	}
-	if n := countSteps(e, "ConvGeneral"); n != 3 {
-		t.Errorf("%d convolutions, want 3:\n%s", n, fmt.Sprint(stepNames(e)))
+	for _, tc := range []struct {
+		name       string
+		transposes int
+	}{{"NHWC 3x3 same", 1}, {"NHWC 3x3 same 16ch", 0}, {"NHWC 3x3 stride 2 16ch", 0}} {
+		be := newRecording(t, "")
+		c := convCases[slices.IndexFunc(convCases, func(c convCase) bool { return c.name == tc.name })]
+		exec, err := NewExec(be, func(x, k *Node) []*Node {
+			y := ConvGeneral(x, k, c.axes, c.strides, c.pads, c.idil, c.kdil, 1, 1)
+			return Gradient(ReduceAllSum(Mul(y, y)), x, k)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(53, 54))
+		x, k := randHost(rng, dtypes.Float32, c.x, -1, 1), randHost(rng, dtypes.Float32, c.k, -1, 1)
+		if _, err := exec.Exec(hostTensor(x), hostTensor(k)); err != nil {
+			t.Fatal(err)
+		}
+		exec.Finalize()
+		e := be.last
+		if n := countSteps(e, "Transpose"); n != tc.transposes {
+			t.Errorf("%s: %d transposes, want %d:\n%s", tc.name, n, tc.transposes, e.describe())
+		}
+		if n := countSteps(e, "Reverse"); n != 0 {
+			t.Errorf("%s: %d reverses, want 0:\n%s", tc.name, n, e.describe())
+		}
+		if n := countSteps(e, "ConvGeneral"); n != 3 {
+			t.Errorf("%s: %d convolutions, want 3:\n%s", tc.name, n, fmt.Sprint(stepNames(e)))
+		}
 	}
 }
 

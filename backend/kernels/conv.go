@@ -202,6 +202,9 @@ func conv[T gemmFloat](p *ConvParams, input, kernel, output []T) error {
 		clear(output)
 		return nil
 	}
+	if p.SwappedInput {
+		return convSwapped(p, input, kernel, output)
+	}
 	plan := newConvPlan(p)
 	subs := convProblems(plan, input, kernel, output)
 	run := func(sp *convSub[T]) {

@@ -42,6 +42,13 @@ type ConvParams struct {
 	// kernel is then read in place in any axis order (and with its spatial
 	// axes optionally reversed) instead of the canonical layout above.
 	KernelLayout *ConvKernelLayout
+	// SwappedInput says the input is stored with its batch and channel axes
+	// swapped, as [InChannels, InSpatial..., Batch], instead of the
+	// canonical layout. This is x [N, H, W, C] as the input of the kernel
+	// gradient of a channels-last convolution (whose batch is C and whose
+	// input channels are N): when SwappedInputDirect holds, it is read in
+	// place (see conv_wgrad.go); otherwise it is transposed first.
+	SwappedInput bool
 	// OutputLayout, if not nil, says where the output's rows are: the
 	// output is then written in place in any order of its batch and spatial
 	// axes (channels stay innermost) instead of the canonical layout above.

@@ -24,6 +24,12 @@ func gemmMicroF64Avx512W(args *gemmMicroArgs)
 func gemmMicroF64Avx512N(args *gemmMicroArgs)
 
 //go:noescape
+func wgradMicroF32Avx512(args *wgradMicroArgs)
+
+//go:noescape
+func wgradMicroF32Avx2(args *wgradMicroArgs)
+
+//go:noescape
 func gemmMicroF32Avx2W(args *gemmMicroArgs)
 
 //go:noescape
@@ -44,14 +50,16 @@ func gemmNativeISAs() []*gemmISA {
 			name: ISAAVX512,
 			f32: gemmKernel{mr: 12, nrW: 32, nrN: 16, wide: gemmMicroF32Avx512W, narrow: gemmMicroF32Avx512N,
 				pair: gemmMicroF32Avx512P},
-			f64: gemmKernel{mr: 12, nrW: 16, nrN: 8, wide: gemmMicroF64Avx512W, narrow: gemmMicroF64Avx512N},
+			f64:     gemmKernel{mr: 12, nrW: 16, nrN: 8, wide: gemmMicroF64Avx512W, narrow: gemmMicroF64Avx512N},
+			wgrad32: &wgradKernel{mr: 16, fn: wgradMicroF32Avx512},
 		})
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		isas = append(isas, &gemmISA{
-			name: ISAAVX2,
-			f32:  gemmKernel{mr: 6, nrW: 16, nrN: 8, wide: gemmMicroF32Avx2W, narrow: gemmMicroF32Avx2N},
-			f64:  gemmKernel{mr: 6, nrW: 8, nrN: 4, wide: gemmMicroF64Avx2W, narrow: gemmMicroF64Avx2N},
+			name:    ISAAVX2,
+			f32:     gemmKernel{mr: 6, nrW: 16, nrN: 8, wide: gemmMicroF32Avx2W, narrow: gemmMicroF32Avx2N},
+			f64:     gemmKernel{mr: 6, nrW: 8, nrN: 4, wide: gemmMicroF64Avx2W, narrow: gemmMicroF64Avx2N},
+			wgrad32: &wgradKernel{mr: 4, fn: wgradMicroF32Avx2},
 		})
 	}
 	return isas

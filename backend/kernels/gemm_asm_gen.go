@@ -430,7 +430,131 @@ func main() {
 	for _, k := range kernels {
 		k.emit(&g)
 	}
+	for _, k := range []tapKernel{
+		{name: "wgradMicroF32Avx512", avx512: true, mr: 16},
+		{name: "wgradMicroF32Avx2", mr: 4},
+	} {
+		k.emit(&g)
+	}
 	if err := os.WriteFile("gemm_amd64.s", g.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// tapKernel is a float32 micro-kernel of the kernel-gradient convolution
+// (see wgradMicroArgs in conv_wgrad.go). For every k step it broadcasts MR
+// consecutive A elements (the input channels of one input position) and
+// loads 16 consecutive B elements (the output channels of one output
+// gradient position); A and B advance by astep and bstep bytes per step.
+// At the end it adds the MR x 16 tile to C (rows ldc bytes apart).
+type tapKernel struct {
+	name   string
+	avx512 bool // 16 columns in one ZMM register, else in two YMM registers
+	mr     int
+}
+
+// vecs is the number of vector registers per row of 16 columns.
+func (k tapKernel) vecs() int {
+	if k.avx512 {
+		return 1
+	}
+	return 2
+}
+
+func (k tapKernel) reg(i int) string {
+	if k.avx512 {
+		return fmt.Sprintf("Z%d", i)
+	}
+	return fmt.Sprintf("Y%d", i)
+}
+
+// step emits one k step reading A at 0(AX)(idx) and B at 0(BX)(idx), where
+// idx is "" or "(R12*1)" / "(R13*1)" for the second step of a pair.
+func (k tapKernel) step(g *gen, aIdx, bIdx string) {
+	v := k.vecs()
+	bReg := k.mr * v
+	for j := 0; j < v; j++ {
+		g.ins("VMOVUPS %d(BX)%s, %s", 32*j, bIdx, k.reg(bReg+j))
+	}
+	for i := 0; i < k.mr; i++ {
+		if k.avx512 {
+			g.ins("VFMADD231PS.BCST %d(AX)%s, %s, %s", 4*i, aIdx, k.reg(bReg), k.reg(i))
+			continue
+		}
+		t := k.reg(bReg + v)
+		g.ins("VBROADCASTSS %d(AX)%s, %s", 4*i, aIdx, t)
+		for j := 0; j < v; j++ {
+			g.ins("VFMADD231PS %s, %s, %s", k.reg(bReg+j), t, k.reg(i*v+j))
+		}
+	}
+}
+
+func (k tapKernel) emit(g *gen) {
+	v := k.vecs()
+	nAcc := k.mr * v
+	limit := 16
+	if k.avx512 {
+		limit = 32
+	}
+	if nAcc+v+1 > limit {
+		log.Fatalf("%s: too many registers", k.name)
+	}
+	fmt.Fprintf(g, "// func %s(args *wgradMicroArgs)\n", k.name)
+	fmt.Fprintf(g, "// %dx16 tile, A and B read with per-step strides.\n", k.mr)
+	fmt.Fprintf(g, "TEXT ·%s(SB), NOSPLIT, $0-8\n", k.name)
+	g.ins("MOVQ args+0(FP), DI")
+	g.ins("MOVQ 0(DI), R8")   // segments
+	g.ins("MOVQ 8(DI), R9")   // segment count
+	g.ins("MOVQ 16(DI), R10") // abase
+	g.ins("MOVQ 24(DI), R11") // bbase
+	g.ins("MOVQ 32(DI), R12") // astep
+	g.ins("MOVQ 40(DI), R13") // bstep
+	for i := 0; i < nAcc; i++ {
+		if k.avx512 {
+			g.ins("VPXORD %s, %s, %s", k.reg(i), k.reg(i), k.reg(i))
+		} else {
+			g.ins("VXORPS %s, %s, %s", k.reg(i), k.reg(i), k.reg(i))
+		}
+	}
+	p := k.name + "_"
+	g.label(p + "seg")
+	g.ins("TESTQ R9, R9")
+	g.ins("JZ %sstore", p)
+	g.ins("DECQ R9")
+	g.ins("MOVQ 0(R8), CX")
+	g.ins("MOVQ 8(R8), AX")
+	g.ins("ADDQ R10, AX")
+	g.ins("MOVQ 16(R8), BX")
+	g.ins("ADDQ R11, BX")
+	g.ins("ADDQ $24, R8")
+	g.label(p + "pair")
+	g.ins("CMPQ CX, $2")
+	g.ins("JLT %stail", p)
+	k.step(g, "", "")
+	k.step(g, "(R12*1)", "(R13*1)")
+	g.ins("LEAQ (AX)(R12*2), AX")
+	g.ins("LEAQ (BX)(R13*2), BX")
+	g.ins("SUBQ $2, CX")
+	g.ins("JMP %spair", p)
+	g.label(p + "tail")
+	g.ins("TESTQ CX, CX")
+	g.ins("JZ %sseg", p)
+	k.step(g, "", "")
+	g.ins("JMP %sseg", p)
+	g.label(p + "store")
+	g.ins("MOVQ 48(DI), AX") // C
+	g.ins("MOVQ 56(DI), BX") // ldc
+	for i := 0; i < k.mr; i++ {
+		for j := 0; j < v; j++ {
+			a := k.reg(i*v + j)
+			g.ins("VADDPS %d(AX), %s, %s", 32*j, a, a)
+			g.ins("VMOVUPS %s, %d(AX)", a, 32*j)
+		}
+		if i+1 < k.mr {
+			g.ins("ADDQ BX, AX")
+		}
+	}
+	g.ins("VZEROUPPER")
+	g.ins("RET")
+	g.WriteString("\n")
 }

@@ -74,6 +74,9 @@ func gemmPairPack[T gemmFloat](dst, src []T, kc int) {
 type gemmISA struct {
 	name     string
 	f32, f64 gemmKernel
+	// wgrad32 is the float32 kernel-gradient micro-kernel (see
+	// conv_wgrad.go); nil selects the portable one.
+	wgrad32 *wgradKernel
 }
 
 // Names of the micro-kernel families, for SetISA.

@@ -1,0 +1,380 @@
+package kernels
+
+import (
+	"sync"
+	"unsafe"
+)
+
+// Kernel gradients of channels-last convolutions, read in place.
+//
+// GoMLX's autodiff computes the kernel gradient of a convolution with input
+// x [N, H, W, Cin] and output gradient dy [N, Ho, Wo, Cout] as a
+// convolution whose batch is Cin and whose input channels are N, that is,
+// of x with its batch and channel axes swapped (ConvParams.SwappedInput).
+// The general path would transpose x so that N is innermost and pack dy for
+// every k block. The direct path here reads both in place: for one kernel
+// tap t (an output position of this convolution), the gradient of the
+// tap's Cin x Cout weights is a sum over images n and output-gradient
+// positions o of
+//
+//	x[n, pos(t, o), ci] * dy[n, o, co]
+//
+// in which, for fixed (n, o), the ci are contiguous in x and the co are
+// contiguous in dy. A micro-kernel keeps an MR x 16 tile of (ci, co) in
+// registers, broadcasts MR consecutive channels of x and loads 16
+// consecutive channels of dy per step, and walks a run of positions along
+// the last spatial axis with fixed byte strides. The images are split
+// between the workers, each summing into its own copy of the result, and
+// the copies are added at the end.
+
+// wgradNR is the number of columns (output channels) of every kernel
+// gradient micro-kernel.
+const wgradNR = 16
+
+// wgradMicroArgs is the argument block of the kernel-gradient
+// micro-kernels; the assembly kernels read it by byte offset (see
+// gemm_asm_gen.go), so the field order and types must not change.
+//
+// A kernel accumulates acc[MR][16] over nseg segments of 3 ints: k, then
+// the byte offsets of the segment's first A step (from abase) and first B
+// step (from bbase). Step p of a segment broadcasts the MR consecutive
+// float32 at A + p*astep and loads the 16 consecutive float32 at B +
+// p*bstep. At the end it adds row i of acc to the 16 float32 at c + i*ldc.
+type wgradMicroArgs struct {
+	segs  unsafe.Pointer // +0: *int, nseg*3 ints
+	nseg  int            // +8
+	abase unsafe.Pointer // +16
+	bbase unsafe.Pointer // +24
+	astep int            // +32: bytes between A steps
+	bstep int            // +40: bytes between B steps
+	c     unsafe.Pointer // +48
+	ldc   int            // +56: bytes between C rows
+}
+
+// wgradKernel is a float32 kernel-gradient micro-kernel of mr rows and
+// wgradNR columns.
+type wgradKernel struct {
+	mr int
+	fn func(*wgradMicroArgs)
+}
+
+// wgradPortable is the portable Go kernel-gradient micro-kernel.
+var wgradPortable = &wgradKernel{mr: wgradGoMR, fn: wgradMicroGo}
+
+const wgradGoMR = 4
+
+// wgradMicroGo is the portable micro-kernel with the contract of
+// wgradMicroArgs, for wgradGoMR rows.
+func wgradMicroGo(args *wgradMicroArgs) {
+	const mr, nr = wgradGoMR, wgradNR
+	var acc [mr][nr]float32
+	segs := unsafe.Slice((*int)(args.segs), 3*args.nseg)
+	for s := 0; s < args.nseg; s++ {
+		k, ao, bo := segs[3*s], segs[3*s+1], segs[3*s+2]
+		for p := 0; p < k; p++ {
+			a := (*[mr]float32)(unsafe.Add(args.abase, ao))
+			b := (*[nr]float32)(unsafe.Add(args.bbase, bo))
+			for i := range mr {
+				x := a[i]
+				row := &acc[i]
+				for j := range nr {
+					row[j] += x * b[j]
+				}
+			}
+			ao += args.astep
+			bo += args.bstep
+		}
+	}
+	for i := range mr {
+		c := (*[nr]float32)(unsafe.Add(args.c, i*args.ldc))
+		for j := range nr {
+			c[j] += acc[i][j]
+		}
+	}
+}
+
+// wgradKernelFor returns the active family's kernel-gradient micro-kernel
+// for element type T, or nil if there is none (float64).
+func wgradKernelFor[T gemmFloat]() *wgradKernel {
+	var z T
+	if unsafe.Sizeof(z) != 4 {
+		return nil
+	}
+	if k := gemmCurrentISA().wgrad32; k != nil {
+		return k
+	}
+	return wgradPortable
+}
+
+// wgradMaxMR is the largest MR of any kernel-gradient micro-kernel:
+// SwappedInputDirect requires the batch to be a multiple of it, so that
+// every family takes the direct path.
+const wgradMaxMR = 16
+
+// SwappedInputDirect reports whether a float32 convolution p with
+// SwappedInput reads its input in place (the direct kernel-gradient path)
+// rather than transposing it first, whatever micro-kernel family is active:
+// p is valid, has at least one spatial axis, no groups and no input
+// dilation, its kernel has the output channels innermost (no layout, or a
+// KernelLayout with Out == 1 and no reversed axes), Batch is a multiple of
+// 16 and OutChannels a multiple of 16.
+func (p *ConvParams) SwappedInputDirect() bool {
+	return p.Validate() == nil && p.wgradDirect(wgradMaxMR)
+}
+
+// wgradDirect is SwappedInputDirect for a micro-kernel of mr rows, without
+// validating p.
+func (p *ConvParams) wgradDirect(mr int) bool {
+	if len(p.InSpatial) == 0 || max(p.FeatureGroups, 1) != 1 || max(p.BatchGroups, 1) != 1 {
+		return false
+	}
+	for _, v := range p.InputDilation {
+		if v != 1 {
+			return false
+		}
+	}
+	if kl := p.KernelLayout; kl != nil {
+		if kl.Out != 1 {
+			return false
+		}
+		for _, r := range kl.Reverse {
+			if r {
+				return false
+			}
+		}
+	}
+	return p.Batch > 0 && p.Batch%mr == 0 && p.OutChannels > 0 && p.OutChannels%wgradNR == 0 && p.InChannels > 0
+}
+
+// convSwapped runs a convolution with SwappedInput: directly when a
+// kernel-gradient micro-kernel applies, else by transposing the input to
+// the canonical layout and running the general path.
+func convSwapped[T gemmFloat](p *ConvParams, input, kernel, output []T) error {
+	if wk := wgradKernelFor[T](); wk != nil && p.wgradDirect(wk.mr) {
+		f32 := func(s []T) []float32 { return unsafe.Slice((*float32)(unsafe.Pointer(&s[0])), len(s)) }
+		convWgrad(newWgradGeom(p), wk, f32(input), f32(kernel), f32(output))
+		return nil
+	}
+	d := len(p.InSpatial)
+	dims := make([]int, 0, d+2)
+	dims = append(dims, p.InChannels)
+	dims = append(dims, p.InSpatial...)
+	dims = append(dims, p.Batch)
+	perm := make([]int, d+2)
+	perm[0] = d + 1
+	for i := 1; i <= d; i++ {
+		perm[i] = i
+	}
+	canonical := make([]T, len(input))
+	if err := Transpose(input, canonical, dims, perm); err != nil {
+		return err
+	}
+	q := *p
+	q.SwappedInput = false
+	return conv(&q, canonical, kernel, output)
+}
+
+// wgradGeom is the geometry of a direct kernel-gradient convolution, in
+// the terms of the convolution p itself: rows are its batch (the forward
+// input channels), columns its output channels, and the depth runs over
+// its input channels (images) and kernel positions (output-gradient
+// positions).
+type wgradGeom struct {
+	d                   int
+	rows, images, cols  int   // p.Batch, p.InChannels, p.OutChannels
+	in, ko, taps        []int // input, kernel and output spatial sizes
+	stride, kd, pad     []int
+	inSt                []int // element strides of the input's spatial axes
+	inImg               int   // elements per input image
+	kSt                 []int // element strides of the kernel's spatial axes
+	kImg                int   // element stride of the kernel's image axis
+	outRow              int   // element stride of the output's batch axis
+	outSt               []int // element strides of the output's spatial axes
+	nTaps, tileElements int
+}
+
+func newWgradGeom(p *ConvParams) *wgradGeom {
+	d := len(p.InSpatial)
+	g := &wgradGeom{d: d, rows: p.Batch, images: p.InChannels, cols: p.OutChannels,
+		in: p.InSpatial, ko: p.KernelSpatial, taps: p.OutSpatial,
+		stride: make([]int, d), kd: make([]int, d), pad: make([]int, d),
+		inSt: make([]int, d), kSt: make([]int, d), outSt: make([]int, d), nTaps: 1}
+	is, ks, os := p.Batch, p.InChannels*p.OutChannels, p.OutChannels
+	for i := d - 1; i >= 0; i-- {
+		g.stride[i] = convDefault(p.Strides, i, 1)
+		g.kd[i] = convDefault(p.KernelDilation, i, 1)
+		g.pad[i] = convDefault(p.PadLow, i, 0)
+		g.inSt[i], g.kSt[i], g.outSt[i] = is, ks, os
+		is *= p.InSpatial[i]
+		ks *= p.KernelSpatial[i]
+		os *= p.OutSpatial[i]
+		g.nTaps *= p.OutSpatial[i]
+	}
+	g.inImg, g.kImg, g.outRow = is, p.OutChannels, os
+	if kl := p.KernelLayout; kl != nil {
+		copy(g.kSt, kl.Spatial)
+		g.kImg = kl.In
+	}
+	if ol := p.OutputLayout; ol != nil {
+		copy(g.outSt, ol.Spatial)
+		g.outRow = ol.Batch
+	}
+	g.tileElements = g.nTaps * g.rows * g.cols
+	return g
+}
+
+// wgradWorkspace holds one worker's segment list and argument block, pooled
+// so that steady-state calls do not allocate them.
+type wgradWorkspace struct {
+	segs    []int
+	lo, hi  []int // valid kernel positions per axis for the current tap
+	tap, o  []int // odometers
+	args    wgradMicroArgs
+	partial []float32 // the per-worker sums (used by the calling worker)
+}
+
+var wgradPool = sync.Pool{New: func() any { return new(wgradWorkspace) }}
+
+// wgradChunkBytes bounds the input and output-gradient bytes of the images
+// one worker processes together (they stay in its L2 cache while every tap
+// and tile reads them).
+const wgradChunkBytes = 512 << 10
+
+// convWgrad runs the direct kernel-gradient convolution.
+func convWgrad(g *wgradGeom, wk *wgradKernel, input, kernel, output []float32) {
+	parts := min(Workers(), g.images)
+	ws := wgradPool.Get().(*wgradWorkspace)
+	partial := gemmGrow(ws.partial, parts*g.tileElements)
+	ws.partial = partial
+	clear(partial)
+	Parallel(parts, 1, func(lo, hi int) {
+		w := wgradPool.Get().(*wgradWorkspace)
+		for part := lo; part < hi; part++ {
+			n0, n1 := part*g.images/parts, (part+1)*g.images/parts
+			g.accumulate(w, wk, input, kernel, partial[part*g.tileElements:(part+1)*g.tileElements], n0, n1)
+		}
+		w.args = wgradMicroArgs{}
+		wgradPool.Put(w)
+	})
+	// Add the parts into the output: element (row, tap, col) of the
+	// output is partial[(tap*rows + row)*cols + col] summed over parts.
+	tap := gemmGrow(ws.tap, g.d)
+	ws.tap = tap
+	clear(tap)
+	for t := 0; t < g.nTaps; t++ {
+		toff := 0
+		for i, v := range tap {
+			toff += v * g.outSt[i]
+		}
+		for r := 0; r < g.rows; r++ {
+			dst := output[r*g.outRow+toff : r*g.outRow+toff+g.cols]
+			src := (t*g.rows + r) * g.cols
+			copy(dst, partial[src:src+g.cols])
+			for part := 1; part < parts; part++ {
+				p := partial[part*g.tileElements+src : part*g.tileElements+src+g.cols]
+				for j, v := range p {
+					dst[j] += v
+				}
+			}
+		}
+		transposeNext(tap, g.taps)
+	}
+	wgradPool.Put(ws)
+}
+
+// accumulate adds the contribution of images [n0, n1) to part, laid out
+// as [tap][row][col].
+func (g *wgradGeom) accumulate(w *wgradWorkspace, wk *wgradKernel, input, kernel, part []float32, n0, n1 int) {
+	const size = 4
+	d := g.d
+	dyImage := g.cols
+	for _, v := range g.ko {
+		dyImage *= v
+	}
+	perImage := (g.inImg + dyImage) * size
+	chunk := max(1, wgradChunkBytes/perImage)
+	w.tap = gemmGrow(w.tap, d)
+	w.lo, w.hi, w.o = gemmGrow(w.lo, d), gemmGrow(w.hi, d), gemmGrow(w.o, d)
+	args := &w.args
+	args.astep = g.kd[d-1] * g.inSt[d-1] * size
+	args.bstep = g.kSt[d-1] * size
+	args.ldc = g.cols * size
+	for c0 := n0; c0 < n1; c0 += chunk {
+		c1 := min(c0+chunk, n1)
+		clear(w.tap)
+		for t := 0; t < g.nTaps; t++ {
+			if t > 0 {
+				transposeNext(w.tap, g.taps)
+			}
+			w.segs = g.segments(w, w.segs[:0], c0, c1)
+			if len(w.segs) == 0 {
+				continue
+			}
+			args.segs = unsafe.Pointer(&w.segs[0])
+			args.nseg = len(w.segs) / 3
+			for r0 := 0; r0 < g.rows; r0 += wk.mr {
+				args.abase = unsafe.Pointer(&input[r0])
+				for c := 0; c < g.cols; c += wgradNR {
+					args.bbase = unsafe.Pointer(&kernel[c])
+					args.c = unsafe.Pointer(&part[(t*g.rows+r0)*g.cols+c])
+					wk.fn(args)
+				}
+			}
+		}
+	}
+}
+
+// segments appends to segs the runs of kernel positions, along the last
+// spatial axis, that reach inside the input for tap w.tap, for images
+// [c0, c1); runs that continue each other in both operands are merged.
+func (g *wgradGeom) segments(w *wgradWorkspace, segs []int, c0, c1 int) []int {
+	const size = 4
+	d := g.d
+	lo, hi, o := w.lo, w.hi, w.o
+	// Kernel position o along axis i reads input position
+	// tap*stride + o*kd - pad, which must be in [0, in).
+	for i := 0; i < d; i++ {
+		base := w.tap[i]*g.stride[i] - g.pad[i]
+		lo[i] = max(0, convCeilDiv(-base, g.kd[i]))
+		hi[i] = min(g.ko[i], convFloorDiv(g.in[i]-1-base, g.kd[i])+1)
+		if lo[i] >= hi[i] {
+			return segs
+		}
+	}
+	k := hi[d-1] - lo[d-1]
+	astep, bstep := g.kd[d-1]*g.inSt[d-1]*size, g.kSt[d-1]*size
+	for n := c0; n < c1; n++ {
+		copy(o, lo)
+		for {
+			aoff, boff := n*g.inImg, n*g.kImg
+			for i := 0; i < d; i++ {
+				aoff += (w.tap[i]*g.stride[i] + o[i]*g.kd[i] - g.pad[i]) * g.inSt[i]
+				boff += o[i] * g.kSt[i]
+			}
+			aoff, boff = aoff*size, boff*size
+			if l := len(segs); l > 0 && segs[l-2]+segs[l-3]*astep == aoff && segs[l-1]+segs[l-3]*bstep == boff {
+				segs[l-3] += k
+			} else {
+				segs = append(segs, k, aoff, boff)
+			}
+			// Next combination of the outer axes' positions.
+			i := d - 2
+			for ; i >= 0; i-- {
+				o[i]++
+				if o[i] < hi[i] {
+					break
+				}
+				o[i] = lo[i]
+			}
+			if i < 0 {
+				break
+			}
+		}
+	}
+	return segs
+}
+
+// convCeilDiv is a/b rounded towards plus infinity (b > 0).
+func convCeilDiv(a, b int) int {
+	return -convFloorDiv(-a, b)
+}
