@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/backends/shapeinference"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/sgt-dev/sgt/backend/kernels"
 )
 
 // ewFn computes one block of an elementwise op: dst and srcs are typed
@@ -524,6 +525,17 @@ func numBinary[T numT](op backends.OpType) ewFn {
 }
 
 func floatBinary[T floatT](op backends.OpType) (ewFn, error) {
+	var z T
+	if _, f32 := any(z).(float32); f32 && op == backends.OpTypeAdd {
+		// The residual blocks' gradient sums, vectorised.
+		return func(dst any, srcs []any) {
+			a := asSlice[float32](srcs[0])
+			d, b := asSlice[float32](dst)[:len(a)], asSlice[float32](srcs[1])[:len(a)]
+			if err := kernels.AddF32(d, a, b); err != nil {
+				panic(err)
+			}
+		}, nil
+	}
 	if fn := numBinary[T](op); fn != nil {
 		return fn, nil
 	}
@@ -541,7 +553,6 @@ func floatBinary[T floatT](op backends.OpType) (ewFn, error) {
 	case backends.OpTypeRem:
 		return mapBinary(func(a, b T) T { return T(math.Mod(float64(a), float64(b))) }), nil
 	}
-	var z T
 	return nil, unsupported(op, dtypes.FromAny(z))
 }
 
@@ -1076,10 +1087,10 @@ func maskedMulKernel(dt dtypes.DType) (ewFn, error) {
 	switch dt {
 	case dtypes.Float32:
 		return func(dst any, srcs []any) {
-			d, g, s := asSlice[float32](dst), asSlice[float32](srcs[0]), asSlice[float32](srcs[1])
-			d, g = d[:len(s)], g[:len(s)]
-			for i, y := range s {
-				d[i] = g[i] * nonNegIndicator32(y)
+			s := asSlice[float32](srcs[1])
+			d, g := asSlice[float32](dst)[:len(s)], asSlice[float32](srcs[0])[:len(s)]
+			if err := kernels.MulNonNegF32(d, g, s); err != nil {
+				panic(err)
 			}
 		}, nil
 	case dtypes.Float64:

@@ -97,3 +97,52 @@ func AxpyF32(dst []float32, a float32, x []float32) error {
 	}
 	return nil
 }
+
+// AddF32 sets dst[i] = a[i] + b[i]. All slices have the same length; dst
+// may be a or b.
+func AddF32(dst, a, b []float32) error {
+	if err := elemCheck("AddF32", dst, a, b); err != nil {
+		return err
+	}
+	i := 0
+	if n := len(dst) &^ 7; n > 0 && elemSIMD() {
+		addAVX2(&dst[0], &a[0], &b[0], n)
+		i = n
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = a[i] + b[i]
+	}
+	return nil
+}
+
+// MulNonNegF32 sets dst[i] = g[i] * NonNegativeIndicator(y[i]), where the
+// indicator is GoMLX's: 1 for y >= 0 (including -0), 0 for y < 0 and y
+// itself for NaN. This is the gradient GoMLX builds through a ReLU; unlike
+// ReLUGradF32 it passes g at y = 0 and multiplies by 0 elsewhere (so -g
+// gives -0 and an infinite g gives NaN), exactly as the unfused graph. All
+// slices have the same length; dst may be g or y.
+func MulNonNegF32(dst, g, y []float32) error {
+	if err := elemCheck("MulNonNegF32", dst, g, y); err != nil {
+		return err
+	}
+	i := 0
+	if n := len(dst) &^ 7; n > 0 && elemSIMD() {
+		mulNonNegAVX2(&dst[0], &g[0], &y[0], n)
+		i = n
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = g[i] * nonNegIndicator(y[i])
+	}
+	return nil
+}
+
+// nonNegIndicator is GoMLX's NonNegativeIndicator of one float32.
+func nonNegIndicator(y float32) float32 {
+	switch {
+	case y >= 0:
+		return 1
+	case y != y:
+		return y
+	}
+	return 0
+}

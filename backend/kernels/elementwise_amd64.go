@@ -18,6 +18,12 @@ func reluGradAVX2(dst, gr, y *float32, n int)
 //go:noescape
 func axpyAVX2(dst *float32, a float32, x *float32, n int)
 
+//go:noescape
+func addAVX2(dst, a, b *float32, n int)
+
+//go:noescape
+func mulNonNegAVX2(dst, gr, y *float32, n int)
+
 // elemHasAVX2 reports whether the CPU runs the AVX2 elementwise loops.
 var elemHasAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 

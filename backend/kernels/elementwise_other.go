@@ -10,3 +10,5 @@ func reluAVX2(dst, x *float32, n int)                     { panic("kernels: no a
 func addReLUAVX2(dst, a, b *float32, n int)               { panic("kernels: no assembly") }
 func reluGradAVX2(dst, gr, y *float32, n int)             { panic("kernels: no assembly") }
 func axpyAVX2(dst *float32, a float32, x *float32, n int) { panic("kernels: no assembly") }
+func addAVX2(dst, a, b *float32, n int)                   { panic("kernels: no assembly") }
+func mulNonNegAVX2(dst, gr, y *float32, n int)            { panic("kernels: no assembly") }

@@ -72,6 +72,33 @@ func TestElementwise(t *testing.T) {
 				}
 			}
 
+			if err := AddF32(dst, a, b); err != nil {
+				t.Fatal(err)
+			}
+			for i := range dst {
+				if want := a[i] + b[i]; !sameF32(dst[i], want) {
+					t.Fatalf("n=%d: Add(%v, %v) = %v, want %v", n, a[i], b[i], dst[i], want)
+				}
+			}
+
+			if err := MulNonNegF32(dst, g, a); err != nil {
+				t.Fatal(err)
+			}
+			for i := range dst {
+				// GoMLX's ReLU gradient: g * NonNegativeIndicator(y).
+				var ind float32
+				switch {
+				case a[i] >= 0:
+					ind = 1
+				case math.IsNaN(float64(a[i])):
+					ind = a[i]
+				}
+				want := g[i] * ind
+				if !sameF32(dst[i], want) || math.Signbit(float64(dst[i])) != math.Signbit(float64(want)) && !math.IsNaN(float64(want)) {
+					t.Fatalf("n=%d: MulNonNeg(g=%v, y=%v) = %v, want %v", n, g[i], a[i], dst[i], want)
+				}
+			}
+
 			// Axpy on finite values, against float64.
 			for i := range a {
 				a[i], b[i] = 4*r.Float32()-2, 4*r.Float32()-2
@@ -102,7 +129,8 @@ func TestElementwiseInPlaceAndErrors(t *testing.T) {
 		}
 	}
 	short := make([]float32, 3)
-	if ReLUF32(x, short) == nil || AddReLUF32(x, x, short) == nil || ReLUGradF32(x, short, x) == nil || AxpyF32(x, 1, short) == nil {
+	if ReLUF32(x, short) == nil || AddReLUF32(x, x, short) == nil || ReLUGradF32(x, short, x) == nil || AxpyF32(x, 1, short) == nil ||
+		AddF32(x, short, x) == nil || MulNonNegF32(x, x, short) == nil {
 		t.Error("a length mismatch was accepted")
 	}
 }
