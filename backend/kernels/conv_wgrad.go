@@ -227,6 +227,7 @@ func newWgradGeom(p *ConvParams) *wgradGeom {
 // so that steady-state calls do not allocate them.
 type wgradWorkspace struct {
 	segs    []int
+	image   []int // the runs of one image
 	lo, hi  []int // valid kernel positions per axis for the current tap
 	tap, o  []int // odometers
 	args    wgradMicroArgs
@@ -343,32 +344,41 @@ func (g *wgradGeom) segments(w *wgradWorkspace, segs []int, c0, c1 int) []int {
 	}
 	k := hi[d-1] - lo[d-1]
 	astep, bstep := g.kd[d-1]*g.inSt[d-1]*size, g.kSt[d-1]*size
-	for n := c0; n < c1; n++ {
-		copy(o, lo)
-		for {
-			aoff, boff := n*g.inImg, n*g.kImg
-			for i := 0; i < d; i++ {
-				aoff += (w.tap[i]*g.stride[i] + o[i]*g.kd[i] - g.pad[i]) * g.inSt[i]
-				boff += o[i] * g.kSt[i]
-			}
-			aoff, boff = aoff*size, boff*size
-			if l := len(segs); l > 0 && segs[l-2]+segs[l-3]*astep == aoff && segs[l-1]+segs[l-3]*bstep == boff {
-				segs[l-3] += k
-			} else {
-				segs = append(segs, k, aoff, boff)
-			}
-			// Next combination of the outer axes' positions.
-			i := d - 2
-			for ; i >= 0; i-- {
-				o[i]++
-				if o[i] < hi[i] {
-					break
-				}
-				o[i] = lo[i]
-			}
-			if i < 0 {
+	add := func(k, aoff, boff int) {
+		if l := len(segs); l > 0 && segs[l-2]+segs[l-3]*astep == aoff && segs[l-1]+segs[l-3]*bstep == boff {
+			segs[l-3] += k
+			return
+		}
+		segs = append(segs, k, aoff, boff)
+	}
+	// The runs of image c0, then the same runs shifted to the other images.
+	copy(o, lo)
+	for {
+		aoff, boff := c0*g.inImg, c0*g.kImg
+		for i := 0; i < d; i++ {
+			aoff += (w.tap[i]*g.stride[i] + o[i]*g.kd[i] - g.pad[i]) * g.inSt[i]
+			boff += o[i] * g.kSt[i]
+		}
+		add(k, aoff*size, boff*size)
+		// Next combination of the outer axes' positions.
+		i := d - 2
+		for ; i >= 0; i-- {
+			o[i]++
+			if o[i] < hi[i] {
 				break
 			}
+			o[i] = lo[i]
+		}
+		if i < 0 {
+			break
+		}
+	}
+	// (A copy: merging into the last run of an image changes segs.)
+	w.image = append(w.image[:0], segs...)
+	for n := c0 + 1; n < c1; n++ {
+		da, db := (n-c0)*g.inImg*size, (n-c0)*g.kImg*size
+		for s := 0; s < len(w.image); s += 3 {
+			add(w.image[s], w.image[s+1]+da, w.image[s+2]+db)
 		}
 	}
 	return segs
