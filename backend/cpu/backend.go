@@ -100,6 +100,10 @@ type Backend struct {
 	// gradient before the batch-norm gradient) as separate passes (option
 	// "nobnrelu").
 	noBNReLU bool
+	// noReLUMask keeps the ReLU input a fused batch norm saves for its
+	// gradient as a full tensor instead of a ReLU mask (option
+	// "norelumask").
+	noReLUMask bool
 }
 
 var _ backends.Backend = (*Backend)(nil)
@@ -118,6 +122,8 @@ var _ backends.Backend = (*Backend)(nil)
 //   - nobnrelu: a ReLU (or residual add + ReLU) after a batch norm, and the
 //     ReLU-gradient mask before a batch-norm gradient, run as passes of
 //     their own instead of inside the batch-norm kernels.
+//   - norelumask: a fused batch norm + ReLU saves the ReLU's input for its
+//     gradient as a full tensor instead of a 2-bit-per-element ReLU mask.
 func New(config string) (backends.Backend, error) {
 	b := &Backend{}
 	for _, opt := range strings.Split(config, ",") {
@@ -131,8 +137,10 @@ func New(config string) (backends.Backend, error) {
 			b.noMultiFuse = true
 		case "nobnrelu":
 			b.noBNReLU = true
+		case "norelumask":
+			b.noReLUMask = true
 		default:
-			return nil, fmt.Errorf("cpu backend: unknown configuration option %q in %q (known: nocontract, noconvlayout, nomultifuse, nobnrelu)", opt, config)
+			return nil, fmt.Errorf("cpu backend: unknown configuration option %q in %q (known: nocontract, noconvlayout, nomultifuse, nobnrelu, norelumask)", opt, config)
 		}
 	}
 	return b, nil

@@ -31,6 +31,11 @@ type bnData struct {
 	// scale, mean, variance, v and a, and the output gradient is v masked
 	// by GoMLX's ReLU gradient rule on a.
 	reluPre bool
+	// mask (training with relu or addReLU, and gradient with reluPre; set
+	// by fuseReLUMasks): the ReLU input is kept as a kernels ReLU mask
+	// ([]uint8), the first output of the training batch norm and the sixth
+	// input of the gradient.
+	mask bool
 }
 
 // checkBN validates the operand, the per-feature operands and the axis.
@@ -127,7 +132,7 @@ func lowerBatchNorm(n *node) (kernelFn, error) {
 }
 
 func bnKernel[T float32 | float64](op backends.OpType, d *bnData) kernelFn {
-	l, eps, relu, addReLU, reluPre := d.layout, d.epsilon, d.relu, d.addReLU, d.reluPre
+	l, eps, relu, addReLU, reluPre, mask := d.layout, d.epsilon, d.relu, d.addReLU, d.reluPre, d.mask
 	return func(ins, outs []any) {
 		f := func(i int) []T { return ins[i].([]T) }
 		o := func(i int) []T { return outs[i].([]T) }
@@ -135,6 +140,10 @@ func bnKernel[T float32 | float64](op backends.OpType, d *bnData) kernelFn {
 		switch op {
 		case backends.OpTypeBatchNormForTraining:
 			switch {
+			case mask && relu:
+				err = kernels.BatchNormTrainingReLUMask(f(0), f(1), f(2), eps, l, o(3), outs[0].([]uint8), o(1), o(2))
+			case mask:
+				err = kernels.BatchNormTrainingAddReLUMask(f(0), f(3), f(1), f(2), eps, l, o(3), outs[0].([]uint8), o(1), o(2))
 			case relu:
 				err = kernels.BatchNormTrainingReLUPre(f(0), f(1), f(2), eps, l, o(3), o(0), o(1), o(2))
 			case addReLU:
@@ -149,9 +158,12 @@ func bnKernel[T float32 | float64](op backends.OpType, d *bnData) kernelFn {
 				err = kernels.BatchNormInference(f(0), f(1), f(2), f(3), f(4), eps, l, o(0))
 			}
 		case backends.OpTypeBatchNormGradient:
-			if reluPre {
+			switch {
+			case mask:
+				err = kernels.BatchNormGradientReLUMask(f(0), f(1), f(2), f(3), f(4), ins[5].([]uint8), eps, l, o(0), o(1), o(2))
+			case reluPre:
 				err = kernels.BatchNormGradientReLUPre(f(0), f(1), f(2), f(3), f(4), f(5), eps, l, o(0), o(1), o(2))
-			} else {
+			default:
 				err = kernels.BatchNormGradient(f(0), f(1), f(2), f(3), f(4), eps, l, o(0), o(1), o(2))
 			}
 		}

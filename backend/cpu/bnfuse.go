@@ -2,8 +2,12 @@ package cpu
 
 import (
 	"math"
+	"slices"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/sgt-dev/sgt/backend/kernels"
 )
 
 // Batch norm + ReLU fusion (option "nobnrelu" switches it off).
@@ -26,6 +30,14 @@ import (
 // instead and applies the mask inside both of its passes
 // (kernels.BatchNormGradientReLUPre, GoMLX's rule: v where a >= 0, 0 where
 // a < 0, NaN where a is NaN), so the masking pass disappears.
+//
+// ReLU masks: when the ReLU input a fused training batch norm keeps (its
+// first output) is read only as the mask of fused batch-norm gradients
+// (directly, or through the identity the residual add became), it is
+// replaced by a ReLU mask (kernels.ReLUMaskBytes: two bitmaps, 1/32 of its
+// size): the forward pass no longer writes a full tensor that the backward
+// pass reads twice (kernels.BatchNormTrainingReLUMask, AddReLUMask and
+// GradientReLUMask). This needs float32 data, channels-last.
 //
 // Values equal the unfused graph's except for the sign of zero (the
 // kernels' ReLU keeps -0 where Go's max gives +0; the masked gradient is +0
@@ -83,6 +95,54 @@ func fuseBatchNormReLU(b *Builder, outs []*node) {
 				n.inputs = append(n.inputs[:4:4], v, a)
 				break
 			}
+		}
+	}
+}
+
+// fuseReLUMasks replaces, where it can, the ReLU inputs kept for fused
+// batch-norm gradients by ReLU masks (see above). It runs after
+// fuseBatchNormReLU.
+func fuseReLUMasks(b *Builder, outs []*node) {
+	live, isOutput, consumers := liveness(b.nodes, outs)
+	for _, n := range b.nodes {
+		if !live[n.idx] || n.parent != nil || n.op != backends.OpTypeBatchNormForTraining {
+			continue
+		}
+		d := n.data.(*bnData)
+		pre := n.outs[0]
+		if !(d.relu || d.addReLU) || d.mask || pre.shape.DType != dtypes.Float32 || isOutput[pre.idx] ||
+			d.layout.Inner != 1 || d.layout.Features%8 != 0 {
+			continue
+		}
+		var grads []*node
+		ok := true
+		var visit func(v *node)
+		visit = func(v *node) {
+			for _, c := range consumers[v.idx] {
+				switch {
+				case c.op == backends.OpTypeIdentity && !isOutput[c.idx]:
+					visit(c)
+				case c.op == backends.OpTypeBatchNormGradient && c.data.(*bnData).reluPre && c.inputs[5] == v &&
+					!slices.Contains(c.inputs[:5], v) && c.shape.Equal(n.shape):
+					grads = append(grads, c)
+				default:
+					ok = false
+				}
+			}
+		}
+		visit(pre)
+		if !ok || len(grads) == 0 {
+			continue
+		}
+		nd := *d
+		nd.mask = true
+		n.data = &nd
+		pre.shape = shapes.Make(dtypes.Uint8, kernels.ReLUMaskBytes(pre.shape.Size()))
+		for _, g := range grads {
+			gd := *g.data.(*bnData)
+			gd.mask = true
+			g.data = &gd
+			g.inputs[5] = pre
 		}
 	}
 }

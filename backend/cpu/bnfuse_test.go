@@ -37,11 +37,16 @@ func sameValues(got, want []float64) error {
 // (the rule the fused kernels must follow; finite differences cannot be
 // taken there).
 func bnReluInputs(dt dtypes.DType, seed uint64, zeroFeature bool) []*hostT {
+	return bnReluInputsN(dt, seed, zeroFeature, 3)
+}
+
+// bnReluInputsN is bnReluInputs with nf features.
+func bnReluInputsN(dt dtypes.DType, seed uint64, zeroFeature bool, nf int) []*hostT {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	dims := []int{4, 5, 5, 3}
+	dims := []int{4, 5, 5, nf}
 	x := randHost(rng, dt, dims, -2, 2)
-	scale := randHost(rng, dt, []int{3}, 0.5, 1.5)
-	offset := randHost(rng, dt, []int{3}, -0.5, 0.5)
+	scale := randHost(rng, dt, []int{nf}, 0.5, 1.5)
+	offset := randHost(rng, dt, []int{nf}, -0.5, 0.5)
 	w := randHost(rng, dt, dims, -1, 1)
 	for _, h := range []*hostT{scale, offset} {
 		if !zeroFeature {
@@ -322,6 +327,69 @@ func TestBatchNormInferenceReLUFusion(t *testing.T) {
 					t.Errorf("%s: output #%d against nobnrelu: %v", name, i, err)
 				}
 			}
+		}
+	}
+}
+
+// TestBatchNormReLUMaskFusion: with 16 features (float32, channels-last)
+// the ReLU input the first fused batch norm keeps for its gradient becomes
+// a ReLU mask (a uint8 first output), and the loss and every gradient stay
+// equal to the unfused graph's. The second one keeps its sum: the masked
+// gradient of its residual ReLU also flows to x, so an elementwise pass
+// reads the sum, not only the batch-norm gradient.
+func TestBatchNormReLUMaskFusion(t *testing.T) {
+	inputs := bnReluInputsN(dtypes.Float32, 15, true, 16)
+	fn := func(in []*Node) []*Node {
+		loss := bnReluNet(in)
+		return append([]*Node{loss}, Gradient(loss, in...)...)
+	}
+	run := func(config string) ([][]float64, *Executable) {
+		be := newRecording(t, config)
+		e, err := NewExec(be, fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Finalize()
+		args := make([]any, len(inputs))
+		for i, h := range inputs {
+			args[i] = tensors.FromFlatDataAndDimensions(h.flat.([]float32), h.shape.Dimensions...)
+		}
+		outs, err := e.Exec(args...)
+		if err != nil {
+			t.Fatalf("%q: %v", config, err)
+		}
+		res := make([][]float64, len(outs))
+		for i, o := range outs {
+			res[i] = tensorF64(o)
+		}
+		return res, be.last
+	}
+	want, _ := run("nobnrelu")
+	got, e := run("")
+	for i := range want {
+		if err := sameValues(got[i], want[i]); err != nil {
+			t.Errorf("output #%d (0: loss, then gradients) against nobnrelu: %v", i, err)
+		}
+	}
+	countMasks := func(e *Executable) int {
+		masks := 0
+		for _, st := range e.steps {
+			if st.name == backends.OpTypeBatchNormForTraining.String() && e.values[st.outs[0]].dtype == dtypes.Uint8 {
+				masks++
+			}
+		}
+		return masks
+	}
+	if n := countMasks(e); n != 1 {
+		t.Errorf("%d batch norms keep a ReLU mask, want 1:\n%s", n, e.describe())
+	}
+	off, eOff := run("norelumask")
+	if n := countMasks(eOff); n != 0 {
+		t.Errorf("norelumask: %d batch norms keep a ReLU mask, want 0", n)
+	}
+	for i := range want {
+		if err := sameValues(off[i], want[i]); err != nil {
+			t.Errorf("norelumask: output #%d against nobnrelu: %v", i, err)
 		}
 	}
 }

@@ -82,6 +82,9 @@ type outputPlan struct {
 func compile(b *Builder, outs []*node) (*Executable, error) {
 	if !b.backend.noBNReLU {
 		fuseBatchNormReLU(b, outs)
+		if !b.backend.noReLUMask {
+			fuseReLUMasks(b, outs)
+		}
 	}
 	nodes := b.nodes
 	nn := len(nodes)

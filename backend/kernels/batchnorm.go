@@ -180,8 +180,16 @@ func bnVec(nf int) int { return nf &^ 7 }
 // normalisation of inference and training.
 // The centre is split in two parts so that a float64 mean keeps its
 // accuracy with float32 data: src - hi is exact when src is close to hi.
-func bnAffine[T KernelFloat](l BatchNormLayout, src, res, hi, lo, coef, add, dst, pre []T, relu bool) {
+//
+// With bits (a ReLU mask, see ReLUMaskBytes; then relu is set, pre is nil
+// and the layout is channels-last with a multiple of 8 features), the signs
+// of the ReLU's input go to the bitmaps instead.
+func bnAffine[T KernelFloat](l BatchNormLayout, src, res, hi, lo, coef, add, dst, pre []T, bits []uint8, relu bool) {
 	nf, inner := l.Features, l.Inner
+	if bits != nil {
+		bnAffineBits(l, src, res, hi, lo, coef, add, dst, bits)
+		return
+	}
 	if inner == 1 {
 		src32, dst32, res32, pre32 := bnF32(src), bnF32(dst), bnF32(res), bnF32(pre)
 		nv := bnVec(nf)
@@ -248,6 +256,80 @@ func bnAffine[T KernelFloat](l BatchNormLayout, src, res, hi, lo, coef, add, dst
 	})
 }
 
+// bnAffineBits is bnAffine with a ReLU mask (channels-last, a multiple of
+// 8 features): every row's bits are whole bytes, so the rows split between
+// the workers write disjoint bytes.
+func bnAffineBits[T KernelFloat](l BatchNormLayout, src, res, hi, lo, coef, add, dst []T, bits []uint8) {
+	nf := l.Features
+	nanOff := len(bits) / 2
+	src32, dst32, res32 := bnF32(src), bnF32(dst), bnF32(res)
+	Parallel(l.Outer, poolGrain(nf), func(o0, o1 int) {
+		hi, lo, coef, add := hi[:nf], lo[:nf], coef[:nf], add[:nf]
+		if src32 != nil {
+			var rp *float32
+			if res32 != nil {
+				rp = &res32[o0*nf]
+			}
+			bnAffineBitsAVX2(&src32[o0*nf], rp, &dst32[o0*nf], &bits[o0*nf/8], &bnF32(hi)[0], &bnF32(lo)[0], &bnF32(coef)[0], &bnF32(add)[0], o1-o0, nf, nanOff)
+			return
+		}
+		for o := o0; o < o1; o++ {
+			xs, ys := src[o*nf:(o+1)*nf], dst[o*nf:(o+1)*nf]
+			for f0 := 0; f0 < nf; f0 += 8 {
+				var ge, nan uint8
+				for j := range 8 {
+					f := f0 + j
+					y := ((xs[f]-hi[f])-lo[f])*coef[f] + add[f]
+					if res != nil {
+						y += res[o*nf+f]
+					}
+					switch {
+					case y >= 0:
+						ge |= 1 << j
+					case y != y:
+						nan |= 1 << j
+					}
+					ys[f] = bnReLU(y)
+				}
+				bits[(o*nf+f0)/8], bits[nanOff+(o*nf+f0)/8] = ge, nan
+			}
+		}
+	})
+}
+
+// ReLUMaskBytes returns the length of a ReLU mask of n elements: two
+// bitmaps of (n+7)/8 bytes each, the first with bit i (bit i%8 of byte
+// i/8) set where the ReLU's input element i is >= 0 (including -0 and
+// +Inf), the second where it is NaN. A mask stands in for the ReLU's input
+// (32 times larger) in GoMLX's ReLU gradient: see
+// BatchNormTrainingReLUMask and BatchNormGradientReLUMask.
+func ReLUMaskBytes(n int) int { return 2 * ((n + 7) / 8) }
+
+// bnCheckMask checks that l suits a ReLU mask (channels-last, a multiple
+// of 8 features) and that mask has its length.
+func bnCheckMask(op string, l BatchNormLayout, mask []uint8) error {
+	if l.Inner != 1 || l.Features%8 != 0 {
+		return fmt.Errorf("kernels.%s: a ReLU mask needs the features innermost and a multiple of 8 of them, got layout %+v", op, l)
+	}
+	if want := ReLUMaskBytes(l.Size()); len(mask) != want {
+		return fmt.Errorf("kernels.%s: mask has %d bytes, want %d for layout %+v", op, len(mask), want, l)
+	}
+	return nil
+}
+
+// bnBitMasked is bnMasked with GoMLX's ReLU rule read from a ReLU mask: g
+// where element i's input was >= 0, NaN where it was NaN, else 0.
+func bnBitMasked[T KernelFloat](g T, bits []uint8, i int) T {
+	b := uint(i & 7)
+	if bits[i>>3]>>b&1 != 0 {
+		return g
+	}
+	if bits[len(bits)/2+i>>3]>>b&1 != 0 {
+		return T(math.NaN())
+	}
+	return 0
+}
+
 // bnReLU is max(y, 0), keeping NaN.
 func bnReLU[T KernelFloat](y T) T {
 	if y < 0 {
@@ -265,7 +347,7 @@ func bnReLU[T KernelFloat](y T) T {
 // per-feature shift (a sample of the feature), so they are accurate even for
 // float32 data with a large mean.
 func BatchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T) error {
-	return batchNormTraining("BatchNormTraining", x, nil, scale, offset, epsilon, l, normalized, nil, mean, variance, false)
+	return batchNormTraining("BatchNormTraining", x, nil, scale, offset, epsilon, l, normalized, nil, nil, mean, variance, false)
 }
 
 // BatchNormTrainingReLU is BatchNormTraining followed by a ReLU in the same
@@ -275,7 +357,7 @@ func BatchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l B
 // batch-norm output has no other use; its gradient is
 // BatchNormGradientReLU.
 func BatchNormTrainingReLU[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T) error {
-	return batchNormTraining("BatchNormTrainingReLU", x, nil, scale, offset, epsilon, l, normalized, nil, mean, variance, true)
+	return batchNormTraining("BatchNormTrainingReLU", x, nil, scale, offset, epsilon, l, normalized, nil, nil, mean, variance, true)
 }
 
 // BatchNormTrainingReLUPre is BatchNormTrainingReLU that also writes the
@@ -287,7 +369,7 @@ func BatchNormTrainingReLUPre[T KernelFloat](x, scale, offset []T, epsilon float
 	if len(preAct) != l.Size() {
 		return fmt.Errorf("kernels.BatchNormTrainingReLUPre: preAct has %d elements, want %d for layout %+v", len(preAct), l.Size(), l)
 	}
-	return batchNormTraining("BatchNormTrainingReLUPre", x, nil, scale, offset, epsilon, l, normalized, preAct, mean, variance, true)
+	return batchNormTraining("BatchNormTrainingReLUPre", x, nil, scale, offset, epsilon, l, normalized, preAct, nil, mean, variance, true)
 }
 
 // BatchNormTrainingAddReLU is BatchNormTraining followed by the residual
@@ -303,7 +385,7 @@ func BatchNormTrainingAddReLU[T KernelFloat](x, residual, scale, offset []T, eps
 	if len(residual) != l.Size() {
 		return fmt.Errorf("kernels.BatchNormTrainingAddReLU: residual has %d elements, want %d for layout %+v", len(residual), l.Size(), l)
 	}
-	return batchNormTraining("BatchNormTrainingAddReLU", x, residual, scale, offset, epsilon, l, normalized, nil, mean, variance, true)
+	return batchNormTraining("BatchNormTrainingAddReLU", x, residual, scale, offset, epsilon, l, normalized, nil, nil, mean, variance, true)
 }
 
 // BatchNormTrainingAddReLUPre is BatchNormTrainingAddReLU that also writes
@@ -319,10 +401,35 @@ func BatchNormTrainingAddReLUPre[T KernelFloat](x, residual, scale, offset []T, 
 	if len(preAct) != l.Size() {
 		return fmt.Errorf("kernels.BatchNormTrainingAddReLUPre: preAct has %d elements, want %d for layout %+v", len(preAct), l.Size(), l)
 	}
-	return batchNormTraining("BatchNormTrainingAddReLUPre", x, residual, scale, offset, epsilon, l, normalized, preAct, mean, variance, true)
+	return batchNormTraining("BatchNormTrainingAddReLUPre", x, residual, scale, offset, epsilon, l, normalized, preAct, nil, mean, variance, true)
 }
 
-func batchNormTraining[T KernelFloat](op string, x, residual, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, pre, mean, variance []T, relu bool) error {
+// BatchNormTrainingReLUMask is BatchNormTrainingReLUPre that records the
+// ReLU's input as a ReLU mask (ReLUMaskBytes(l.Size()) bytes) instead of
+// its values: a 32 times smaller record of what GoMLX's ReLU gradient reads
+// (BatchNormGradientReLUMask applies it). The layout must be channels-last
+// (l.Inner == 1) with a multiple of 8 features.
+func BatchNormTrainingReLUMask[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized []T, mask []uint8, mean, variance []T) error {
+	if err := bnCheckMask("BatchNormTrainingReLUMask", l, mask); err != nil {
+		return err
+	}
+	return batchNormTraining("BatchNormTrainingReLUMask", x, nil, scale, offset, epsilon, l, normalized, nil, mask, mean, variance, true)
+}
+
+// BatchNormTrainingAddReLUMask is BatchNormTrainingAddReLUPre with the
+// ReLU's input (normalized + residual) recorded as a ReLU mask, as in
+// BatchNormTrainingReLUMask.
+func BatchNormTrainingAddReLUMask[T KernelFloat](x, residual, scale, offset []T, epsilon float64, l BatchNormLayout, normalized []T, mask []uint8, mean, variance []T) error {
+	if len(residual) != l.Size() {
+		return fmt.Errorf("kernels.BatchNormTrainingAddReLUMask: residual has %d elements, want %d for layout %+v", len(residual), l.Size(), l)
+	}
+	if err := bnCheckMask("BatchNormTrainingAddReLUMask", l, mask); err != nil {
+		return err
+	}
+	return batchNormTraining("BatchNormTrainingAddReLUMask", x, residual, scale, offset, epsilon, l, normalized, nil, mask, mean, variance, true)
+}
+
+func batchNormTraining[T KernelFloat](op string, x, residual, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, pre []T, bits []uint8, mean, variance []T, relu bool) error {
 	if err := l.check(op,
 		[]bnSized{{"x", len(x)}, {"normalized", len(normalized)}},
 		[]bnSized{{"scale", len(scale)}, {"offset", len(offset)}, {"mean", len(mean)}, {"variance", len(variance)}}); err != nil {
@@ -387,7 +494,7 @@ func batchNormTraining[T KernelFloat](op string, x, residual, scale, offset []T,
 		variance[f] = T(v)
 		coef[f] = T(float64(scale[f]) / math.Sqrt(v+epsilon))
 	}
-	bnAffine(l, x, residual, mean, lo, coef, offset, normalized, pre, relu)
+	bnAffine(l, x, residual, mean, lo, coef, offset, normalized, pre, bits, relu)
 	return nil
 }
 
@@ -419,7 +526,7 @@ func batchNormInference[T KernelFloat](op string, x, scale, offset, mean, varian
 	for f := range coef {
 		coef[f] = T(float64(scale[f]) / math.Sqrt(float64(variance[f])+epsilon))
 	}
-	bnAffine(l, x, nil, mean, zeros, coef, offset, normalized, nil, relu)
+	bnAffine(l, x, nil, mean, zeros, coef, offset, normalized, nil, nil, relu)
 	return nil
 }
 
@@ -436,7 +543,7 @@ func batchNormInference[T KernelFloat](op string, x, scale, offset, mean, varian
 // x, gradOut and gradX have l.Size() elements; scale, mean, variance,
 // gradScale and gradOffset have l.Features. Sums are accumulated in float64.
 func BatchNormGradient[T KernelFloat](x, scale, mean, variance, gradOut []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
-	return batchNormGradient("BatchNormGradient", x, scale, mean, variance, gradOut, nil, false, epsilon, l, gradX, gradScale, gradOffset)
+	return batchNormGradient("BatchNormGradient", x, scale, mean, variance, gradOut, nil, false, nil, epsilon, l, gradX, gradScale, gradOffset)
 }
 
 // BatchNormGradientReLU is BatchNormGradient for a batch norm followed by a
@@ -452,7 +559,7 @@ func BatchNormGradientReLU[T KernelFloat](x, scale, mean, variance, gradOut, rel
 	if len(reluOut) != l.Size() {
 		return fmt.Errorf("kernels.BatchNormGradientReLU: reluOut has %d elements, want %d for layout %+v", len(reluOut), l.Size(), l)
 	}
-	return batchNormGradient("BatchNormGradientReLU", x, scale, mean, variance, gradOut, reluOut, false, epsilon, l, gradX, gradScale, gradOffset)
+	return batchNormGradient("BatchNormGradientReLU", x, scale, mean, variance, gradOut, reluOut, false, nil, epsilon, l, gradX, gradScale, gradOffset)
 }
 
 // BatchNormGradientReLUPre is BatchNormGradientReLU with GoMLX's ReLU
@@ -473,13 +580,29 @@ func BatchNormGradientReLUPre[T KernelFloat](x, scale, mean, variance, gradOut, 
 	if len(preAct) != l.Size() {
 		return fmt.Errorf("kernels.BatchNormGradientReLUPre: preAct has %d elements, want %d for layout %+v", len(preAct), l.Size(), l)
 	}
-	return batchNormGradient("BatchNormGradientReLUPre", x, scale, mean, variance, gradOut, preAct, true, epsilon, l, gradX, gradScale, gradOffset)
+	return batchNormGradient("BatchNormGradientReLUPre", x, scale, mean, variance, gradOut, preAct, true, nil, epsilon, l, gradX, gradScale, gradOffset)
 }
 
-// bnMasked returns g if mask is nil; otherwise, if ge, g where mask[i] >=
+// BatchNormGradientReLUMask is BatchNormGradientReLUPre with the ReLU's
+// input given by the ReLU mask BatchNormTrainingReLUMask (or
+// BatchNormTrainingAddReLUMask) recorded: the batch norm's output gradient
+// is gradOut where the input was >= 0, 0 where it was < 0 and NaN where it
+// was NaN. The layout must be channels-last with a multiple of 8 features.
+func BatchNormGradientReLUMask[T KernelFloat](x, scale, mean, variance, gradOut []T, mask []uint8, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
+	if err := bnCheckMask("BatchNormGradientReLUMask", l, mask); err != nil {
+		return err
+	}
+	return batchNormGradient("BatchNormGradientReLUMask", x, scale, mean, variance, gradOut, nil, false, mask, epsilon, l, gradX, gradScale, gradOffset)
+}
+
+// bnMasked returns bnBitMasked(g, bits, i) if bits is not nil, g if mask
+// is nil; otherwise, if ge, g where mask[i] >=
 // 0, 0 where mask[i] < 0 and NaN (mask[i]) where mask[i] is NaN; if not ge,
 // g where mask[i] > 0 and 0 elsewhere.
-func bnMasked[T KernelFloat](g T, mask []T, ge bool, i int) T {
+func bnMasked[T KernelFloat](g T, mask []T, ge bool, bits []uint8, i int) T {
+	if bits != nil {
+		return bnBitMasked(g, bits, i)
+	}
 	if mask == nil {
 		return g
 	}
@@ -500,7 +623,7 @@ func bnMasked[T KernelFloat](g T, mask []T, ge bool, i int) T {
 	return g
 }
 
-func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradOut, mask []T, ge bool, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
+func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradOut, mask []T, ge bool, bits []uint8, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
 	if err := l.check(op,
 		[]bnSized{{"x", len(x)}, {"gradOut", len(gradOut)}, {"gradX", len(gradX)}},
 		[]bnSized{{"scale", len(scale)}, {"mean", len(mean)}, {"variance", len(variance)},
@@ -532,6 +655,10 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 			mu := mu64[:nf]
 			s1, s2 = s1[:nf], s2[:nf]
 			f0 := 0
+			if x32 != nil && bits != nil && o1 > o0 {
+				bnGradSumsBitsAVX2(&x32[o0*nf], &g32[o0*nf], &bits[o0*nf/8], &mu[0], &s1[0], &s2[0], o1-o0, nf, len(bits)/2)
+				return
+			}
 			if x32 != nil && nv > 0 && o1 > o0 {
 				var mk *float32
 				if m32 != nil {
@@ -546,7 +673,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 			for o := o0; o < o1; o++ {
 				xs, gs := x[o*nf:(o+1)*nf], gradOut[o*nf:(o+1)*nf]
 				for f := f0; f < nf; f++ {
-					g := float64(bnMasked(gs[f], mask, ge, o*nf+f))
+					g := float64(bnMasked(gs[f], mask, ge, bits, o*nf+f))
 					s1[f] += g
 					s2[f] += g * (float64(xs[f]) - mu[f])
 				}
@@ -559,7 +686,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 				base := (o*nf + f) * inner
 				xs, gs := x[base:base+inner], gradOut[base:base+inner]
 				for i, g := range gs {
-					g := float64(bnMasked(g, mask, ge, base+i))
+					g := float64(bnMasked(g, mask, ge, bits, base+i))
 					s1 += g
 					s2 += g * (float64(xs[i]) - mu)
 				}
@@ -584,6 +711,10 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 		y32 := bnF32(gradX)
 		Parallel(l.Outer, poolGrain(2*nf), func(lo, hi int) {
 			mu, c1, c2, c3 := mu[:nf], c1[:nf], c2[:nf], c3[:nf]
+			if x32 != nil && bits != nil && hi > lo {
+				bnGradOutBitsAVX2(&x32[lo*nf], &g32[lo*nf], &bits[lo*nf/8], &y32[lo*nf], &bnF32(mu)[0], &bnF32(c1)[0], &bnF32(c2)[0], &bnF32(c3)[0], hi-lo, nf, len(bits)/2)
+				return
+			}
 			f0 := 0
 			if x32 != nil && nv > 0 {
 				var mk *float32
@@ -599,7 +730,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 			for o := lo; o < hi; o++ {
 				xs, gs, ys := x[o*nf:(o+1)*nf], gradOut[o*nf:(o+1)*nf], gradX[o*nf:(o+1)*nf]
 				for f := f0; f < nf; f++ {
-					g := bnMasked(gs[f], mask, ge, o*nf+f)
+					g := bnMasked(gs[f], mask, ge, bits, o*nf+f)
 					ys[f] = c1[f]*g + c2[f]*(xs[f]-mu[f]) + c3[f]
 				}
 			}
@@ -613,7 +744,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 			base := item * inner
 			xs, gs, ys := x[base:base+inner], gradOut[base:base+inner], gradX[base:base+inner]
 			for i, g := range gs {
-				g = bnMasked(g, mask, ge, base+i)
+				g = bnMasked(g, mask, ge, bits, base+i)
 				ys[i] = k1*g + k2*(xs[i]-mu) + k3
 			}
 		}

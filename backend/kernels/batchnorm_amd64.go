@@ -21,6 +21,15 @@ func bnStatsAVX2(x *float32, k, s1, s2 *float64, rows, ncols, ld int)
 //go:noescape
 func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld, ge int)
 
+//go:noescape
+func bnAffineBitsAVX2(x, res, y *float32, bits *uint8, hi, lo, coef, add *float32, rows, ncols, nanOff int)
+
+//go:noescape
+func bnGradOutBitsAVX2(x, gr *float32, bits *uint8, y, mu, c1, c2, c3 *float32, rows, ncols, nanOff int)
+
+//go:noescape
+func bnGradSumsBitsAVX2(x, gr *float32, bits *uint8, mu, s1, s2 *float64, rows, ncols, nanOff int)
+
 // bnHasAVX2 reports whether the CPU runs the AVX2 batch-norm passes.
 var bnHasAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
