@@ -160,7 +160,11 @@ func bnKernel[T float32 | float64](op backends.OpType, d *bnData) kernelFn {
 		case backends.OpTypeBatchNormGradient:
 			switch {
 			case mask:
-				err = kernels.BatchNormGradientReLUMask(f(0), f(1), f(2), f(3), f(4), ins[5].([]uint8), eps, l, o(0), o(1), o(2))
+				var masked []T
+				if len(outs) > 3 {
+					masked = o(3)
+				}
+				err = kernels.BatchNormGradientReLUMask(f(0), f(1), f(2), f(3), f(4), ins[5].([]uint8), eps, l, o(0), o(1), o(2), masked)
 			case reluPre:
 				err = kernels.BatchNormGradientReLUPre(f(0), f(1), f(2), f(3), f(4), f(5), eps, l, o(0), o(1), o(2))
 			default:

@@ -101,9 +101,14 @@ func fuseBatchNormReLU(b *Builder, outs []*node) {
 
 // fuseReLUMasks replaces, where it can, the ReLU inputs kept for fused
 // batch-norm gradients by ReLU masks (see above). It runs after
-// fuseBatchNormReLU.
+// fuseBatchNormReLU. A kept input may be read, besides by fused gradients,
+// by GoMLX's ReLU-gradient pattern Mul(v, ind(a)) when the product feeds a
+// batch-norm gradient and also other ops (a residual block's shortcut):
+// that gradient then applies the mask itself and writes the product as a
+// fourth output, which the other readers take.
 func fuseReLUMasks(b *Builder, outs []*node) {
 	live, isOutput, consumers := liveness(b.nodes, outs)
+	type masked struct{ g, m, v *node } // m = Mul(v, ind(a)) read by gradient g
 	for _, n := range b.nodes {
 		if !live[n.idx] || n.parent != nil || n.op != backends.OpTypeBatchNormForTraining {
 			continue
@@ -115,23 +120,29 @@ func fuseReLUMasks(b *Builder, outs []*node) {
 			continue
 		}
 		var grads []*node
+		var products []masked
 		ok := true
-		var visit func(v *node)
-		visit = func(v *node) {
-			for _, c := range consumers[v.idx] {
+		var visit func(a *node)
+		visit = func(a *node) {
+			for _, c := range consumers[a.idx] {
 				switch {
 				case c.op == backends.OpTypeIdentity && !isOutput[c.idx]:
 					visit(c)
-				case c.op == backends.OpTypeBatchNormGradient && c.data.(*bnData).reluPre && c.inputs[5] == v &&
-					!slices.Contains(c.inputs[:5], v) && c.shape.Equal(n.shape):
+				case c.op == backends.OpTypeBatchNormGradient && c.data.(*bnData).reluPre && c.inputs[5] == a &&
+					!slices.Contains(c.inputs[:5], a) && c.inputs[0].shape.Equal(n.inputs[0].shape):
 					grads = append(grads, c)
 				default:
-					ok = false
+					pr, found := reluGradProduct(c, a, n, consumers, isOutput)
+					if !found {
+						ok = false
+						continue
+					}
+					products = append(products, pr)
 				}
 			}
 		}
 		visit(pre)
-		if !ok || len(grads) == 0 {
+		if !ok || len(grads)+len(products) == 0 {
 			continue
 		}
 		nd := *d
@@ -144,7 +155,68 @@ func fuseReLUMasks(b *Builder, outs []*node) {
 			g.data = &gd
 			g.inputs[5] = pre
 		}
+		for _, pr := range products {
+			g, m := pr.g, pr.m
+			gd := *g.data.(*bnData)
+			gd.reluPre, gd.mask = true, true
+			g.data = &gd
+			g.inputs = append(g.inputs[:4:4], pr.v, pre)
+			m.op, m.inputs, m.data = g.op, []*node{g}, nil
+			m.parent, m.outIdx = g, len(g.outs)
+			g.outs = append(g.outs, m)
+		}
 	}
+}
+
+// reluGradProduct reports whether c, a reader of the ReLU input a kept by
+// the training batch norm n, starts GoMLX's ReLU gradient Mul(v, ind(a))
+// (through nodes read by nothing else) whose product m feeds, as its output
+// gradient, a batch-norm gradient g of n's operand shape that can apply the mask
+// and write m: m is not an output and every other reader of m comes after
+// g.
+func reluGradProduct(c, a, n *node, consumers [][]*node, isOutput []bool) (pr struct{ g, m, v *node }, ok bool) {
+	x := c
+	for range 4 {
+		if isOutput[x.idx] || len(consumers[x.idx]) != 1 {
+			return pr, false
+		}
+		x = consumers[x.idx][0]
+		if x.op == backends.OpTypeMul {
+			break
+		}
+	}
+	xs := n.inputs[0].shape
+	if x.op != backends.OpTypeMul || isOutput[x.idx] || !x.shape.Equal(xs) {
+		return pr, false
+	}
+	m := x
+	var v *node
+	for k := range 2 {
+		if reluMaskInput(m.inputs[k]) == a && m.inputs[1-k].shape.Equal(m.shape) {
+			v = m.inputs[1-k]
+		}
+	}
+	if v == nil {
+		return pr, false
+	}
+	var g *node
+	for _, r := range consumers[m.idx] {
+		if r.op == backends.OpTypeBatchNormGradient && r.inputs[4] == m && !r.data.(*bnData).reluPre &&
+			!slices.Contains(r.inputs[:4], m) && r.inputs[0].shape.Equal(xs) {
+			g = r
+			break
+		}
+	}
+	if g == nil {
+		return pr, false
+	}
+	for _, r := range consumers[m.idx] {
+		if r != g && r.idx < g.idx {
+			return pr, false
+		}
+	}
+	pr.g, pr.m, pr.v = g, m, v
+	return pr, true
 }
 
 // fuseBatchNormReLUForward merges the ReLU after the training batch norm n

@@ -332,11 +332,12 @@ func TestBatchNormInferenceReLUFusion(t *testing.T) {
 }
 
 // TestBatchNormReLUMaskFusion: with 16 features (float32, channels-last)
-// the ReLU input the first fused batch norm keeps for its gradient becomes
-// a ReLU mask (a uint8 first output), and the loss and every gradient stay
-// equal to the unfused graph's. The second one keeps its sum: the masked
-// gradient of its residual ReLU also flows to x, so an elementwise pass
-// reads the sum, not only the batch-norm gradient.
+// the ReLU inputs both fused batch norms keep for their gradients become
+// ReLU masks (uint8 first outputs): the first one's is read by its fused
+// gradient only; the second one's (the residual sum) by the ReLU gradient,
+// whose product also flows to x, so that batch-norm gradient applies the
+// mask and writes the product for x's gradient. The loss and every gradient
+// stay equal to the unfused graph's, and "norelumask" keeps no mask.
 func TestBatchNormReLUMaskFusion(t *testing.T) {
 	inputs := bnReluInputsN(dtypes.Float32, 15, true, 16)
 	fn := func(in []*Node) []*Node {
@@ -380,8 +381,8 @@ func TestBatchNormReLUMaskFusion(t *testing.T) {
 		}
 		return masks
 	}
-	if n := countMasks(e); n != 1 {
-		t.Errorf("%d batch norms keep a ReLU mask, want 1:\n%s", n, e.describe())
+	if n := countMasks(e); n != 2 {
+		t.Errorf("%d batch norms keep a ReLU mask, want 2:\n%s", n, e.describe())
 	}
 	off, eOff := run("norelumask")
 	if n := countMasks(eOff); n != 0 {

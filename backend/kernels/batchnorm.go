@@ -543,7 +543,7 @@ func batchNormInference[T KernelFloat](op string, x, scale, offset, mean, varian
 // x, gradOut and gradX have l.Size() elements; scale, mean, variance,
 // gradScale and gradOffset have l.Features. Sums are accumulated in float64.
 func BatchNormGradient[T KernelFloat](x, scale, mean, variance, gradOut []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
-	return batchNormGradient("BatchNormGradient", x, scale, mean, variance, gradOut, nil, false, nil, epsilon, l, gradX, gradScale, gradOffset)
+	return batchNormGradient("BatchNormGradient", x, scale, mean, variance, gradOut, nil, false, nil, nil, epsilon, l, gradX, gradScale, gradOffset)
 }
 
 // BatchNormGradientReLU is BatchNormGradient for a batch norm followed by a
@@ -559,7 +559,7 @@ func BatchNormGradientReLU[T KernelFloat](x, scale, mean, variance, gradOut, rel
 	if len(reluOut) != l.Size() {
 		return fmt.Errorf("kernels.BatchNormGradientReLU: reluOut has %d elements, want %d for layout %+v", len(reluOut), l.Size(), l)
 	}
-	return batchNormGradient("BatchNormGradientReLU", x, scale, mean, variance, gradOut, reluOut, false, nil, epsilon, l, gradX, gradScale, gradOffset)
+	return batchNormGradient("BatchNormGradientReLU", x, scale, mean, variance, gradOut, reluOut, false, nil, nil, epsilon, l, gradX, gradScale, gradOffset)
 }
 
 // BatchNormGradientReLUPre is BatchNormGradientReLU with GoMLX's ReLU
@@ -580,19 +580,25 @@ func BatchNormGradientReLUPre[T KernelFloat](x, scale, mean, variance, gradOut, 
 	if len(preAct) != l.Size() {
 		return fmt.Errorf("kernels.BatchNormGradientReLUPre: preAct has %d elements, want %d for layout %+v", len(preAct), l.Size(), l)
 	}
-	return batchNormGradient("BatchNormGradientReLUPre", x, scale, mean, variance, gradOut, preAct, true, nil, epsilon, l, gradX, gradScale, gradOffset)
+	return batchNormGradient("BatchNormGradientReLUPre", x, scale, mean, variance, gradOut, preAct, true, nil, nil, epsilon, l, gradX, gradScale, gradOffset)
 }
 
 // BatchNormGradientReLUMask is BatchNormGradientReLUPre with the ReLU's
 // input given by the ReLU mask BatchNormTrainingReLUMask (or
 // BatchNormTrainingAddReLUMask) recorded: the batch norm's output gradient
 // is gradOut where the input was >= 0, 0 where it was < 0 and NaN where it
-// was NaN. The layout must be channels-last with a multiple of 8 features.
-func BatchNormGradientReLUMask[T KernelFloat](x, scale, mean, variance, gradOut []T, mask []uint8, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
+// was NaN. If maskedGrad is not nil (l.Size() elements), that masked
+// gradient is also written to it, in the same pass: the gradient of the
+// ReLU's input, which a residual block also passes to its shortcut. The
+// layout must be channels-last with a multiple of 8 features.
+func BatchNormGradientReLUMask[T KernelFloat](x, scale, mean, variance, gradOut []T, mask []uint8, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset, maskedGrad []T) error {
 	if err := bnCheckMask("BatchNormGradientReLUMask", l, mask); err != nil {
 		return err
 	}
-	return batchNormGradient("BatchNormGradientReLUMask", x, scale, mean, variance, gradOut, nil, false, mask, epsilon, l, gradX, gradScale, gradOffset)
+	if maskedGrad != nil && len(maskedGrad) != l.Size() {
+		return fmt.Errorf("kernels.BatchNormGradientReLUMask: maskedGrad has %d elements, want %d for layout %+v", len(maskedGrad), l.Size(), l)
+	}
+	return batchNormGradient("BatchNormGradientReLUMask", x, scale, mean, variance, gradOut, nil, false, mask, maskedGrad, epsilon, l, gradX, gradScale, gradOffset)
 }
 
 // bnMasked returns bnBitMasked(g, bits, i) if bits is not nil, g if mask
@@ -623,7 +629,7 @@ func bnMasked[T KernelFloat](g T, mask []T, ge bool, bits []uint8, i int) T {
 	return g
 }
 
-func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradOut, mask []T, ge bool, bits []uint8, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
+func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradOut, mask []T, ge bool, bits []uint8, maskedGrad []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
 	if err := l.check(op,
 		[]bnSized{{"x", len(x)}, {"gradOut", len(gradOut)}, {"gradX", len(gradX)}},
 		[]bnSized{{"scale", len(scale)}, {"mean", len(mean)}, {"variance", len(variance)},
@@ -712,7 +718,11 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 		Parallel(l.Outer, poolGrain(2*nf), func(lo, hi int) {
 			mu, c1, c2, c3 := mu[:nf], c1[:nf], c2[:nf], c3[:nf]
 			if x32 != nil && bits != nil && hi > lo {
-				bnGradOutBitsAVX2(&x32[lo*nf], &g32[lo*nf], &bits[lo*nf/8], &y32[lo*nf], &bnF32(mu)[0], &bnF32(c1)[0], &bnF32(c2)[0], &bnF32(c3)[0], hi-lo, nf, len(bits)/2)
+				var gm *float32
+				if gm32 := bnF32(maskedGrad); gm32 != nil {
+					gm = &gm32[lo*nf]
+				}
+				bnGradOutBitsAVX2(&x32[lo*nf], &g32[lo*nf], &bits[lo*nf/8], &y32[lo*nf], gm, &bnF32(mu)[0], &bnF32(c1)[0], &bnF32(c2)[0], &bnF32(c3)[0], hi-lo, nf, len(bits)/2)
 				return
 			}
 			f0 := 0
@@ -731,6 +741,9 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 				xs, gs, ys := x[o*nf:(o+1)*nf], gradOut[o*nf:(o+1)*nf], gradX[o*nf:(o+1)*nf]
 				for f := f0; f < nf; f++ {
 					g := bnMasked(gs[f], mask, ge, bits, o*nf+f)
+					if maskedGrad != nil {
+						maskedGrad[o*nf+f] = g
+					}
 					ys[f] = c1[f]*g + c2[f]*(xs[f]-mu[f]) + c3[f]
 				}
 			}
@@ -745,6 +758,9 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 			xs, gs, ys := x[base:base+inner], gradOut[base:base+inner], gradX[base:base+inner]
 			for i, g := range gs {
 				g = bnMasked(g, mask, ge, bits, base+i)
+				if maskedGrad != nil {
+					maskedGrad[base+i] = g
+				}
 				ys[i] = k1*g + k2*(xs[i]-mu) + k3
 			}
 		}

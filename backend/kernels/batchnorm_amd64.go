@@ -25,7 +25,7 @@ func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld, 
 func bnAffineBitsAVX2(x, res, y *float32, bits *uint8, hi, lo, coef, add *float32, rows, ncols, nanOff int)
 
 //go:noescape
-func bnGradOutBitsAVX2(x, gr *float32, bits *uint8, y, mu, c1, c2, c3 *float32, rows, ncols, nanOff int)
+func bnGradOutBitsAVX2(x, gr *float32, bits *uint8, y, gm, mu, c1, c2, c3 *float32, rows, ncols, nanOff int)
 
 //go:noescape
 func bnGradSumsBitsAVX2(x, gr *float32, bits *uint8, mu, s1, s2 *float64, rows, ncols, nanOff int)

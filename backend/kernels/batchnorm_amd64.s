@@ -345,21 +345,23 @@ abdone:
 	VZEROUPPER
 	RET
 
-// func bnGradOutBitsAVX2(x, gr *float32, bits *uint8, y, mu, c1, c2, c3 *float32, rows, ncols, nanOff int)
+// func bnGradOutBitsAVX2(x, gr *float32, bits *uint8, y, gm, mu, c1, c2, c3 *float32, rows, ncols, nanOff int)
 // bnGradOutAVX2 with the ReLU mask from the bitmaps: g' = g where the
-// ge bit is set, NaN where the NaN bit is set, else 0.
-TEXT ·bnGradOutBitsAVX2(SB), NOSPLIT, $0-88
+// ge bit is set, NaN where the NaN bit is set, else 0; g' is also stored
+// to gm (same layout as x) if gm is not nil.
+TEXT ·bnGradOutBitsAVX2(SB), NOSPLIT, $0-96
 	MOVQ x+0(FP), SI
 	MOVQ gr+8(FP), R13
 	MOVQ bits+16(FP), BX
 	MOVQ y+24(FP), DI
-	MOVQ mu+32(FP), R8
-	MOVQ c1+40(FP), R9
-	MOVQ c2+48(FP), R10
-	MOVQ c3+56(FP), R11
-	MOVQ rows+64(FP), CX
-	MOVQ ncols+72(FP), DX
-	MOVQ nanOff+80(FP), R14
+	MOVQ gm+32(FP), R15
+	MOVQ mu+40(FP), R8
+	MOVQ c1+48(FP), R9
+	MOVQ c2+56(FP), R10
+	MOVQ c3+64(FP), R11
+	MOVQ rows+72(FP), CX
+	MOVQ ncols+80(FP), DX
+	MOVQ nanOff+88(FP), R14
 	SHLQ $2, DX
 	VMOVDQU bnBit<>(SB), Y8
 	VBROADCASTSS bnNaN<>(SB), Y9
@@ -387,6 +389,11 @@ gbcol:
 	VANDPS Y9, Y2, Y2
 	VORPS Y2, Y1, Y1
 	INCQ BX
+	TESTQ R15, R15
+	JZ gbnogm
+	VMOVUPS Y1, (R15)(AX*1)
+
+gbnogm:
 	VMOVUPS (R11)(AX*1), Y3
 	VFMADD231PS (R10)(AX*1), Y0, Y3
 	VFMADD231PS (R9)(AX*1), Y1, Y3
@@ -397,6 +404,11 @@ gbcol:
 	ADDQ DX, SI
 	ADDQ DX, R13
 	ADDQ DX, DI
+	TESTQ R15, R15
+	JZ gbnext
+	ADDQ DX, R15
+
+gbnext:
 	DECQ CX
 	JNZ gbrow
 

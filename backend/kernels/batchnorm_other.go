@@ -26,7 +26,7 @@ func bnAffineBitsAVX2(x, res, y *float32, bits *uint8, hi, lo, coef, add *float3
 	panic("kernels: bnAffineBitsAVX2 called without assembly support")
 }
 
-func bnGradOutBitsAVX2(x, gr *float32, bits *uint8, y, mu, c1, c2, c3 *float32, rows, ncols, nanOff int) {
+func bnGradOutBitsAVX2(x, gr *float32, bits *uint8, y, gm, mu, c1, c2, c3 *float32, rows, ncols, nanOff int) {
 	panic("kernels: bnGradOutBitsAVX2 called without assembly support")
 }
 

@@ -108,8 +108,31 @@ func testBatchNormReLUMask[T KernelFloat](t *testing.T) {
 		if err := BatchNormGradientReLUPre(xs, scale, mean, variance, gradOut, pre, eps, l, wantX, wantScale, wantOffset); err != nil {
 			t.Fatal(err)
 		}
-		if err := BatchNormGradientReLUMask(xs, scale, mean, variance, gradOut, reluMaskOf(pre), eps, l, gotX, gotScale, gotOffset); err != nil {
+		masked := make([]T, n)
+		if err := BatchNormGradientReLUMask(xs, scale, mean, variance, gradOut, reluMaskOf(pre), eps, l, gotX, gotScale, gotOffset, masked); err != nil {
 			t.Fatal(err)
+		}
+		for i, p := range pre {
+			var want T
+			switch {
+			case p >= 0:
+				want = gradOut[i]
+			case p != p:
+				want = p
+			}
+			if !sameBits(masked[i], want) {
+				t.Fatalf("%s: maskedGrad[%d] = %v, want %v (pre-activation %v)", what, i, masked[i], want, p)
+			}
+		}
+		// Without maskedGrad, the same gradients.
+		againX, againScale, againOffset := make([]T, n), make([]T, nf), make([]T, nf)
+		if err := BatchNormGradientReLUMask(xs, scale, mean, variance, gradOut, reluMaskOf(pre), eps, l, againX, againScale, againOffset, nil); err != nil {
+			t.Fatal(err)
+		}
+		for i := range againX {
+			if !sameBits(againX[i], gotX[i]) {
+				t.Fatalf("%s: gradX[%d] without maskedGrad = %v, with = %v", what, i, againX[i], gotX[i])
+			}
 		}
 		for i := range wantX {
 			if !sameBits(gotX[i], wantX[i]) {
@@ -147,11 +170,14 @@ func TestBatchNormReLUMaskErrors(t *testing.T) {
 		if err := BatchNormTrainingReLUMask(x[:c.l.Size()], ff, ff, 1e-3, c.l, x[:c.l.Size()], c.mask, ff, ff); err == nil {
 			t.Errorf("%s: BatchNormTrainingReLUMask accepted it", c.name)
 		}
-		if err := BatchNormGradientReLUMask(x[:c.l.Size()], ff, ff, ff, x[:c.l.Size()], c.mask, 1e-3, c.l, x[:c.l.Size()], ff, ff); err == nil {
+		if err := BatchNormGradientReLUMask(x[:c.l.Size()], ff, ff, ff, x[:c.l.Size()], c.mask, 1e-3, c.l, x[:c.l.Size()], ff, ff, nil); err == nil {
 			t.Errorf("%s: BatchNormGradientReLUMask accepted it", c.name)
 		}
 	}
 	if err := BatchNormTrainingAddReLUMask(x[:32], x[:31], f, f, 1e-3, good, x[:32], mask, f, f); err == nil {
 		t.Error("BatchNormTrainingAddReLUMask accepted a short residual")
+	}
+	if err := BatchNormGradientReLUMask(x[:32], f, f, f, x[:32], mask, 1e-3, good, x[:32], f, f, x[:31]); err == nil {
+		t.Error("BatchNormGradientReLUMask accepted a short maskedGrad")
 	}
 }
