@@ -45,17 +45,22 @@ var resnet20Layers = []struct {
 }
 
 // BenchmarkConvF32 runs the ResNet-20 conv layers at batch 128: forward,
-// input gradient and kernel gradient. GFLOP/s counts the forward conv's
-// 2*N*OH*OW*Cout*Cin*9 multiply-adds for all three (the useful work).
+// input gradient and kernel gradient, and the input gradient as backend/cpu
+// runs it (dgrad_inplace: the forward kernel read in place, reversed, see
+// ConvKernelLayout). GFLOP/s counts the forward conv's 2*N*OH*OW*Cout*Cin*9
+// multiply-adds for all of them (the useful work).
 func BenchmarkConvF32(b *testing.B) {
 	const batch = 128
 	for _, l := range resnet20Layers {
 		fwd, dgrad, wgrad := resnetConvs(batch, l.h, l.cin, l.cout, l.stride)
 		flops := 2 * float64(batch*fwd.OutSpatial[0]*fwd.OutSpatial[1]*l.cout*l.cin*9)
+		inplace := *dgrad
+		inplace.KernelLayout = &ConvKernelLayout{Spatial: []int{3 * l.cin * l.cout, l.cin * l.cout}, In: 1, Out: l.cout,
+			Reverse: []bool{true, true}}
 		for _, c := range []struct {
 			kind string
 			p    *ConvParams
-		}{{"fwd", fwd}, {"dgrad", dgrad}, {"wgrad", wgrad}} {
+		}{{"fwd", fwd}, {"dgrad", dgrad}, {"wgrad", wgrad}, {"dgrad_inplace", &inplace}} {
 			b.Run(fmt.Sprintf("%s/%s", l.name, c.kind), func(b *testing.B) {
 				benchConv[float32](b, c.p, flops)
 			})

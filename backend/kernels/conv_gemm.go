@@ -2,10 +2,11 @@ package kernels
 
 import "unsafe"
 
-// convProblems lowers the convolution to GEMMs: one per group and per
-// combination of input-dilation phases of the spatial axes. Each GEMM has
-// rows (output batch, output positions of the phase), columns the group's
-// output channels and depth (kernel taps of the phase, input channels of the
+// convProblems lowers the convolution to GEMMs: one per group, per
+// combination of input-dilation phases of the spatial axes and per part of
+// the phase's outputs (border ranges, see convSplitBorders). Each GEMM has
+// rows (output batch, output positions of the part), columns the group's
+// output channels and depth (kernel taps of the part, input channels of the
 // group); its A operand is the implicit im2col matrix, read in place.
 func convProblems[T gemmFloat](pl *convPlan, input, kernel, output []T) []*convSub[T] {
 	d := pl.d
@@ -32,7 +33,7 @@ func convProblems[T gemmFloat](pl *convPlan, input, kernel, output []T) []*convS
 			for i := range ph {
 				ph[i] = axes[i][idx[i]]
 			}
-			for _, part := range convSplitLast(pl, ph) {
+			for _, part := range convSplitBorders(pl, ph) {
 				subs = append(subs, newConvSub(pl, part.ph, part.merge, input, kernel, output, b0*inBatch+cinOff, inBatch, coutOff, outBatch))
 			}
 			// Next combination of phases.
@@ -63,41 +64,146 @@ func convMergeable(pl *convPlan, ph []convAxisPhase) bool {
 	return last.U > 1 && last.dil == 1 && pl.cinG == pl.cin && pl.cinG < 64
 }
 
-// convPart is a phase restricted to a range of the last axis' outputs.
+// convPart is a phase restricted to a range of outputs along each axis.
 type convPart struct {
 	ph    []convAxisPhase
 	merge bool
 }
 
-// convSplitLast splits a phase whose last-axis taps can be merged into the
-// output range where the whole window is inside the input along the last
-// axis (merged units, read in place) and the border ranges on either side
-// (one unit per tap, with the taps outside the input read as zeros).
-func convSplitLast(pl *convPlan, ph []convAxisPhase) []convPart {
-	if !convMergeable(pl, ph) {
-		return []convPart{{ph: ph}}
+// convMinPartRows is the fewest rows a part of convSplitBorders may have
+// along an axis that it splits only to drop the padding: each part is a GEMM
+// of its own, which packs the kernel again (once per chunk of rows when it
+// runs on several workers).
+const convMinPartRows = 512
+
+// convSplitBorders splits a phase into parts by ranges of outputs along its
+// axes, such that along a split axis every output of a part sees the same
+// kernel taps inside the input, and keeps only those taps: the border
+// outputs do no multiplications by padding, and every window of a part is
+// inside the input along the split axes. Axes are considered from the last;
+// one is split where its border outputs are at most a quarter of its outputs
+// and every part keeps at least convMinPartRows rows. A last axis whose taps
+// can be merged into units read in place is always split: by border ranges,
+// or else into the interior range, where the windows are inside the input,
+// and the untrimmed borders.
+func convSplitBorders(pl *convPlan, ph []convAxisPhase) []convPart {
+	d := len(ph)
+	mergeable := convMergeable(pl, ph)
+	axes := make([][]convAxisPhase, d)
+	// minRows is the number of rows of the smallest part so far.
+	minRows := pl.outBatch
+	for _, a := range ph {
+		minRows *= a.J
 	}
-	last := ph[len(ph)-1]
-	// Interior: j*stride - pad >= 0 and j*stride - pad + U-1 <= in-1.
-	lo := (max(last.pad, 0) + last.stride - 1) / last.stride
-	hi := min(last.J, convFloorDiv(last.in-last.U+last.pad, last.stride)+1)
-	if lo >= hi {
-		return []convPart{{ph: ph}}
+	for i := d - 1; i >= 0; i-- {
+		a := ph[i]
+		ranges := convAxisRanges(a)
+		border, smallest := a.J, a.J
+		for _, r := range ranges {
+			if r.U == a.U {
+				border -= r.J
+			}
+			smallest = min(smallest, r.J)
+		}
+		rows := minRows / a.J * smallest
+		switch {
+		case 4*border <= a.J && (i == d-1 && mergeable || rows >= convMinPartRows):
+			axes[i], minRows = ranges, rows
+		case i == d-1 && mergeable:
+			axes[i] = convSplitInterior(a, ranges)
+			for _, r := range axes[i] {
+				smallest = min(smallest, r.J)
+			}
+			minRows = minRows / a.J * smallest
+		default:
+			axes[i] = ph[i : i+1]
+		}
 	}
 	var parts []convPart
-	for _, r := range [][3]int{{0, lo, 0}, {lo, hi, 1}, {hi, last.J, 0}} {
-		if r[0] >= r[1] {
+	idx := make([]int, d)
+	for {
+		p := make([]convAxisPhase, d)
+		for i := range p {
+			p[i] = axes[i][idx[i]]
+		}
+		merge := mergeable && convMergeable(pl, p) && p[d-1].inside()
+		parts = append(parts, convPart{ph: p, merge: merge})
+		i := d - 1
+		for ; i >= 0; i-- {
+			idx[i]++
+			if idx[i] < len(axes[i]) {
+				break
+			}
+			idx[i] = 0
+		}
+		if i < 0 {
+			return parts
+		}
+	}
+}
+
+// convAxisRanges splits an axis phase into maximal ranges of outputs that
+// see the same taps inside the input, each restricted to those taps (with
+// U = 0 where none is inside).
+func convAxisRanges(a convAxisPhase) []convAxisPhase {
+	var out []convAxisPhase
+	ua0, ub0 := -1, -1
+	for j := 0; j < a.J; j++ {
+		// Input position j*stride + u*dil - pad is inside for u in [ua, ub).
+		ua := max(0, -convFloorDiv(j*a.stride-a.pad, a.dil))
+		ub := min(a.U, convFloorDiv(a.in-1-j*a.stride+a.pad, a.dil)+1)
+		if ub <= ua {
+			ua, ub = 0, 0
+		}
+		if ua == ua0 && ub == ub0 {
+			out[len(out)-1].J++
 			continue
 		}
-		p := append([]convAxisPhase(nil), ph...)
-		a := &p[len(p)-1]
-		// Output j of the range is output j+r[0] of the phase.
-		a.r += a.P * r[0]
-		a.pad -= r[0] * a.stride
-		a.J = r[1] - r[0]
-		parts = append(parts, convPart{ph: p, merge: r[2] == 1})
+		ua0, ub0 = ua, ub
+		out = append(out, a.part(j, 1, ua, ub))
 	}
-	return parts
+	return out
+}
+
+// convSplitInterior splits an axis phase into the range of outputs that
+// keeps all its taps (one of ranges, from convAxisRanges) and the outputs
+// before and after it, untrimmed; it returns the whole phase if no output
+// keeps all taps.
+func convSplitInterior(a convAxisPhase, ranges []convAxisPhase) []convAxisPhase {
+	for _, r := range ranges {
+		if r.U != a.U {
+			continue
+		}
+		lo := (r.r - a.r) / a.P
+		hi := lo + r.J
+		var out []convAxisPhase
+		if lo > 0 {
+			out = append(out, a.part(0, lo, 0, a.U))
+		}
+		out = append(out, r)
+		if hi < a.J {
+			out = append(out, a.part(hi, a.J-hi, 0, a.U))
+		}
+		return out
+	}
+	return []convAxisPhase{a}
+}
+
+// part restricts an axis phase to outputs [j0, j0+J) and taps [ua, ub):
+// output j and tap u of the part are output j0+j and tap ua+u of a.
+func (a convAxisPhase) part(j0, J, ua, ub int) convAxisPhase {
+	a.r += a.P * j0
+	a.J = J
+	a.pad -= j0*a.stride + ua*a.dil
+	a.t0 += a.Q * ua
+	a.U = ub - ua
+	return a
+}
+
+// inside reports whether every window of an axis phase is inside the
+// input.
+func (a convAxisPhase) inside() bool {
+	return a.pad <= 0 && (a.J-1)*a.stride+(a.U-1)*a.dil-a.pad < a.in
 }
 
 // convFloorDiv is a/b rounded towards minus infinity (b > 0).
@@ -117,10 +223,10 @@ func newConvSub[T gemmFloat](pl *convPlan, ph []convAxisPhase, merge bool, input
 	d := pl.d
 	m, taps := pl.outBatch, 1
 	pointwise := true
-	for _, a := range ph {
+	for i, a := range ph {
 		m *= a.J
 		taps *= a.U
-		if a.U != 1 || a.stride != 1 || a.P != 1 || a.J != a.in || a.pad != 0 {
+		if a.U != 1 || a.stride != 1 || a.P != 1 || a.J != a.in || a.J != pl.out[i] || a.pad != 0 {
 			pointwise = false
 		}
 	}
@@ -266,6 +372,7 @@ func (s *convA[T]) block(ws *gemmWorkspace[T], mr, i0, mc, p0, kc int) unsafe.Po
 		s.rows(ws, i0, rowOff, rowMask, rowOrigin)
 		// Later k blocks of the same rows reuse the row data.
 		ws.rowsKey = convRowsKey{src: unsafe.Pointer(s), i0: i0, mc: mc}
+		s.prefetchNext(base, rowOff)
 	}
 	var tileLo, tileHi []int
 	if rowMask == nil {
@@ -495,6 +602,41 @@ func (s *convB[T]) pack(dst []T, p0, kc, j0, w, nrs int) {
 			off := s.tapOff[u] + ci*w
 			n := min(s.cinG-ci, kc-r)
 			copy(dst[r*w:(r+n)*w], s.kernel[off:])
+			r += n
+			ci = 0
+			u++
+		}
+		return
+	}
+	if s.kIn == 1 {
+		// Input channels contiguous (the input gradient's kernel read in
+		// place): copy each column's run of channels of a tap down the
+		// panel, instead of gathering every row across the columns.
+		for r := 0; r < kc; {
+			off := s.tapOff[u] + ci + (s.coutOff+j0)*s.kOut
+			n := min(s.cinG-ci, kc-r)
+			d := dst[r*nrs : (r+n)*nrs]
+			j := 0
+			for ; j+4 <= w; j += 4 {
+				c0 := s.kernel[off+j*s.kOut : off+j*s.kOut+n]
+				c1 := s.kernel[off+(j+1)*s.kOut : off+(j+1)*s.kOut+n]
+				c2 := s.kernel[off+(j+2)*s.kOut : off+(j+2)*s.kOut+n]
+				c3 := s.kernel[off+(j+3)*s.kOut : off+(j+3)*s.kOut+n]
+				for q := range c0 {
+					dq := d[q*nrs+j : q*nrs+j+4 : q*nrs+j+4]
+					dq[0], dq[1], dq[2], dq[3] = c0[q], c1[q], c2[q], c3[q]
+				}
+			}
+			for ; j < w; j++ {
+				for q, v := range s.kernel[off+j*s.kOut : off+j*s.kOut+n] {
+					d[q*nrs+j] = v
+				}
+			}
+			if w < nrs {
+				for q := 0; q < n; q++ {
+					clear(d[q*nrs+w : (q+1)*nrs])
+				}
+			}
 			r += n
 			ci = 0
 			u++

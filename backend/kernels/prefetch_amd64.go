@@ -1,0 +1,11 @@
+//go:build amd64
+
+package kernels
+
+import "unsafe"
+
+// prefetchRows prefetches the cache line at base + offs[i] + dist for i <
+// n (prefetch_amd64.s).
+//
+//go:noescape
+func prefetchRows(base unsafe.Pointer, offs *int, n, dist int)
