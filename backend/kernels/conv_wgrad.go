@@ -64,31 +64,52 @@ var wgradPortable = &wgradKernel{mr: wgradGoMR, fn: wgradMicroGo}
 const wgradGoMR = 4
 
 // wgradMicroGo is the portable micro-kernel with the contract of
-// wgradMicroArgs, for wgradGoMR rows.
+// wgradMicroArgs, for wgradGoMR rows: it walks the segments once per group
+// of 4 columns, keeping that 4x4 block of sums in local variables
+// (registers), as gemmMicroGo does.
 func wgradMicroGo(args *wgradMicroArgs) {
-	const mr, nr = wgradGoMR, wgradNR
-	var acc [mr][nr]float32
 	segs := unsafe.Slice((*int)(args.segs), 3*args.nseg)
-	for s := 0; s < args.nseg; s++ {
-		k, ao, bo := segs[3*s], segs[3*s+1], segs[3*s+2]
-		for p := 0; p < k; p++ {
-			a := (*[mr]float32)(unsafe.Add(args.abase, ao))
-			b := (*[nr]float32)(unsafe.Add(args.bbase, bo))
-			for i := range mr {
-				x := a[i]
-				row := &acc[i]
-				for j := range nr {
-					row[j] += x * b[j]
-				}
+	for j0 := 0; j0 < wgradNR; j0 += 4 {
+		var c00, c01, c02, c03, c10, c11, c12, c13 float32
+		var c20, c21, c22, c23, c30, c31, c32, c33 float32
+		for s := 0; s < args.nseg; s++ {
+			k, ao, bo := segs[3*s], segs[3*s+1], segs[3*s+2]+4*j0
+			for p := 0; p < k; p++ {
+				a := (*[wgradGoMR]float32)(unsafe.Add(args.abase, ao))
+				b := (*[4]float32)(unsafe.Add(args.bbase, bo))
+				b0, b1, b2, b3 := b[0], b[1], b[2], b[3]
+				x := a[0]
+				c00 += x * b0
+				c01 += x * b1
+				c02 += x * b2
+				c03 += x * b3
+				x = a[1]
+				c10 += x * b0
+				c11 += x * b1
+				c12 += x * b2
+				c13 += x * b3
+				x = a[2]
+				c20 += x * b0
+				c21 += x * b1
+				c22 += x * b2
+				c23 += x * b3
+				x = a[3]
+				c30 += x * b0
+				c31 += x * b1
+				c32 += x * b2
+				c33 += x * b3
+				ao += args.astep
+				bo += args.bstep
 			}
-			ao += args.astep
-			bo += args.bstep
 		}
-	}
-	for i := range mr {
-		c := (*[nr]float32)(unsafe.Add(args.c, i*args.ldc))
-		for j := range nr {
-			c[j] += acc[i][j]
+		for i, row := range [wgradGoMR][4]float32{
+			{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33},
+		} {
+			c := (*[4]float32)(unsafe.Add(args.c, i*args.ldc+4*j0))
+			c[0] += row[0]
+			c[1] += row[1]
+			c[2] += row[2]
+			c[3] += row[3]
 		}
 	}
 }
