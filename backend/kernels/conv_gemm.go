@@ -36,21 +36,26 @@ func convProblems[T gemmFloat](pl *convPlan, input, kernel, output []T) []*convS
 			for _, part := range convSplitBorders(pl, ph) {
 				subs = append(subs, newConvSub(pl, part.ph, part.merge, input, kernel, output, b0*inBatch+cinOff, inBatch, coutOff, outBatch))
 			}
-			// Next combination of phases.
-			i := d - 1
-			for ; i >= 0; i-- {
-				idx[i]++
-				if idx[i] < len(axes[i]) {
-					break
-				}
-				idx[i] = 0
-			}
-			if i < 0 {
+			if !convNextCombination(idx, axes) {
 				break
 			}
 		}
 	}
 	return subs
+}
+
+// convNextCombination advances idx, one index per axis into axes[i], to
+// the next combination in row-major order; it returns false (and idx all
+// zero) after the last one.
+func convNextCombination(idx []int, axes [][]convAxisPhase) bool {
+	for i := len(idx) - 1; i >= 0; i-- {
+		idx[i]++
+		if idx[i] < len(axes[i]) {
+			return true
+		}
+		idx[i] = 0
+	}
+	return false
 }
 
 // convMergeable reports whether the taps of the last axis of a phase can be
@@ -128,15 +133,7 @@ func convSplitBorders(pl *convPlan, ph []convAxisPhase) []convPart {
 		}
 		merge := mergeable && convMergeable(pl, p) && p[d-1].inside()
 		parts = append(parts, convPart{ph: p, merge: merge})
-		i := d - 1
-		for ; i >= 0; i-- {
-			idx[i]++
-			if idx[i] < len(axes[i]) {
-				break
-			}
-			idx[i] = 0
-		}
-		if i < 0 {
+		if !convNextCombination(idx, axes) {
 			return parts
 		}
 	}

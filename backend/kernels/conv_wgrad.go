@@ -215,31 +215,22 @@ type wgradGeom struct {
 }
 
 func newWgradGeom(p *ConvParams) *wgradGeom {
-	d := len(p.InSpatial)
+	// The convolution plan has everything but the input strides: the
+	// kernel and output strides (canonical or from the layouts; the kernel
+	// has no reversed axis here) and the defaults filled in.
+	pl := newConvPlan(p)
+	d := pl.d
 	g := &wgradGeom{d: d, rows: p.Batch, images: p.InChannels, cols: p.OutChannels,
 		in: p.InSpatial, ko: p.KernelSpatial, taps: p.OutSpatial,
-		stride: make([]int, d), kd: make([]int, d), pad: make([]int, d),
-		inSt: make([]int, d), kSt: make([]int, d), outSt: make([]int, d), nTaps: 1}
-	is, ks, os := p.Batch, p.InChannels*p.OutChannels, p.OutChannels
+		stride: pl.stride, kd: pl.kd, pad: pl.pad,
+		inSt: make([]int, d), kSt: pl.kTap, kImg: pl.kIn, outRow: pl.outBatchStride, outSt: pl.outStride, nTaps: 1}
+	is := p.Batch // the input's channels (this convolution's batch) are innermost
 	for i := d - 1; i >= 0; i-- {
-		g.stride[i] = convDefault(p.Strides, i, 1)
-		g.kd[i] = convDefault(p.KernelDilation, i, 1)
-		g.pad[i] = convDefault(p.PadLow, i, 0)
-		g.inSt[i], g.kSt[i], g.outSt[i] = is, ks, os
+		g.inSt[i] = is
 		is *= p.InSpatial[i]
-		ks *= p.KernelSpatial[i]
-		os *= p.OutSpatial[i]
 		g.nTaps *= p.OutSpatial[i]
 	}
-	g.inImg, g.kImg, g.outRow = is, p.OutChannels, os
-	if kl := p.KernelLayout; kl != nil {
-		copy(g.kSt, kl.Spatial)
-		g.kImg = kl.In
-	}
-	if ol := p.OutputLayout; ol != nil {
-		copy(g.outSt, ol.Spatial)
-		g.outRow = ol.Batch
-	}
+	g.inImg = is
 	g.tileElements = g.nTaps * g.rows * g.cols
 	return g
 }
