@@ -5,4 +5,4 @@ package kernels
 import "unsafe"
 
 // prefetchRows is a no-op where there is no prefetch instruction.
-func prefetchRows(base unsafe.Pointer, offs *int, n, dist int) {}
+func prefetchRows(base unsafe.Pointer, offs *int, n, dist, lines int) {}
