@@ -114,38 +114,39 @@ func wgradMicroGo(args *wgradMicroArgs) {
 	}
 }
 
-// wgradKernelFor returns the active family's kernel-gradient micro-kernel
-// for element type T, or nil if there is none (float64).
-func wgradKernelFor[T gemmFloat]() *wgradKernel {
+// wgradKernelFor returns the micro-kernel for a kernel gradient of rows
+// rows with element type T, or nil if there is none (float64): the active
+// family's, or, for fewer than 16 rows that are not a multiple of its MR,
+// the family's narrower one (fewer padding rows: the stem's 3 channels
+// cost 4 rows instead of 16).
+func wgradKernelFor[T gemmFloat](rows int) *wgradKernel {
 	var z T
 	if unsafe.Sizeof(z) != 4 {
 		return nil
 	}
-	if k := gemmCurrentISA().wgrad32; k != nil {
-		return k
+	isa := gemmCurrentISA()
+	k := isa.wgrad32
+	if k == nil {
+		return wgradPortable
 	}
-	return wgradPortable
+	if n := isa.wgrad32Narrow; n != nil && rows%k.mr != 0 && rows < k.mr {
+		return n
+	}
+	return k
 }
-
-// wgradMaxMR is the largest MR of any kernel-gradient micro-kernel:
-// SwappedInputDirect requires the batch to be a multiple of it, so that
-// every family takes the direct path.
-const wgradMaxMR = 16
 
 // SwappedInputDirect reports whether a float32 convolution p with
 // SwappedInput reads its input in place (the direct kernel-gradient path)
-// rather than transposing it first, whatever micro-kernel family is active:
-// p is valid, has at least one spatial axis, no groups and no input
-// dilation, its kernel has the output channels innermost (no layout, or a
-// KernelLayout with Out == 1 and no reversed axes), Batch is a multiple of
-// 16 and OutChannels a multiple of 16.
+// rather than transposing it first: p is valid, has at least one spatial
+// axis, no groups and no input dilation, its kernel has the output
+// channels innermost (no layout, or a KernelLayout with Out == 1 and no
+// reversed axes), and OutChannels is a multiple of 16.
 func (p *ConvParams) SwappedInputDirect() bool {
-	return p.Validate() == nil && p.wgradDirect(wgradMaxMR)
+	return p.Validate() == nil && p.wgradDirect()
 }
 
-// wgradDirect is SwappedInputDirect for a micro-kernel of mr rows, without
-// validating p.
-func (p *ConvParams) wgradDirect(mr int) bool {
+// wgradDirect is SwappedInputDirect without validating p.
+func (p *ConvParams) wgradDirect() bool {
 	if len(p.InSpatial) == 0 || max(p.FeatureGroups, 1) != 1 || max(p.BatchGroups, 1) != 1 {
 		return false
 	}
@@ -164,16 +165,16 @@ func (p *ConvParams) wgradDirect(mr int) bool {
 			}
 		}
 	}
-	return p.Batch > 0 && p.Batch%mr == 0 && p.OutChannels > 0 && p.OutChannels%wgradNR == 0 && p.InChannels > 0
+	return p.Batch > 0 && p.OutChannels > 0 && p.OutChannels%wgradNR == 0 && p.InChannels > 0
 }
 
 // convSwapped runs a convolution with SwappedInput: directly when a
 // kernel-gradient micro-kernel applies, else by transposing the input to
 // the canonical layout and running the general path.
 func convSwapped[T gemmFloat](p *ConvParams, input, kernel, output []T) error {
-	if wk := wgradKernelFor[T](); wk != nil && p.wgradDirect(wk.mr) {
+	if wk := wgradKernelFor[T](p.Batch); wk != nil && p.wgradDirect() {
 		f32 := func(s []T) []float32 { return unsafe.Slice((*float32)(unsafe.Pointer(&s[0])), len(s)) }
-		convWgrad(newWgradGeom(p), wk, f32(input), f32(kernel), f32(output))
+		convWgrad(newWgradGeom(p, wk.mr), wk, f32(input), f32(kernel), f32(output))
 		return nil
 	}
 	d := len(p.InSpatial)
@@ -203,6 +204,7 @@ func convSwapped[T gemmFloat](p *ConvParams, input, kernel, output []T) error {
 type wgradGeom struct {
 	d                   int
 	rows, images, cols  int   // p.Batch, p.InChannels, p.OutChannels
+	rowsP               int   // rows rounded up to the micro-kernel's MR
 	in, ko, taps        []int // input, kernel and output spatial sizes
 	stride, kd, pad     []int
 	inSt                []int // element strides of the input's spatial axes
@@ -212,9 +214,10 @@ type wgradGeom struct {
 	outRow              int   // element stride of the output's batch axis
 	outSt               []int // element strides of the output's spatial axes
 	nTaps, tileElements int
+	inLen               int // elements of the input
 }
 
-func newWgradGeom(p *ConvParams) *wgradGeom {
+func newWgradGeom(p *ConvParams, mr int) *wgradGeom {
 	// The convolution plan has everything but the input strides: the
 	// kernel and output strides (canonical or from the layouts; the kernel
 	// has no reversed axis here) and the defaults filled in.
@@ -231,7 +234,8 @@ func newWgradGeom(p *ConvParams) *wgradGeom {
 		g.nTaps *= p.OutSpatial[i]
 	}
 	g.inImg = is
-	g.tileElements = g.nTaps * g.rows * g.cols
+	g.rowsP = (g.rows + mr - 1) / mr * mr
+	g.tileElements = g.nTaps * g.rowsP * g.cols
 	return g
 }
 
@@ -239,6 +243,7 @@ func newWgradGeom(p *ConvParams) *wgradGeom {
 // so that steady-state calls do not allocate them.
 type wgradWorkspace struct {
 	segs    []int
+	tail    []int // steps left to accumulateTail: A and B byte offsets
 	image   []int // the runs of one image
 	lo, hi  []int // valid kernel positions per axis for the current tap
 	tap, o  []int // odometers
@@ -255,6 +260,7 @@ const wgradChunkBytes = 512 << 10
 
 // convWgrad runs the direct kernel-gradient convolution.
 func convWgrad(g *wgradGeom, wk *wgradKernel, input, kernel, output []float32) {
+	g.inLen = len(input)
 	parts := min(Workers(), g.images)
 	ws := wgradPool.Get().(*wgradWorkspace)
 	partial := gemmGrow(ws.partial, parts*g.tileElements)
@@ -270,7 +276,8 @@ func convWgrad(g *wgradGeom, wk *wgradKernel, input, kernel, output []float32) {
 		wgradPool.Put(w)
 	})
 	// Add the parts into the output: element (row, tap, col) of the
-	// output is partial[(tap*rows + row)*cols + col] summed over parts.
+	// output is partial[(tap*rowsP + row)*cols + col] summed over parts
+	// (rows past rows are padding).
 	tap := gemmGrow(ws.tap, g.d)
 	ws.tap = tap
 	clear(tap)
@@ -281,7 +288,7 @@ func convWgrad(g *wgradGeom, wk *wgradKernel, input, kernel, output []float32) {
 		}
 		for r := 0; r < g.rows; r++ {
 			dst := output[r*g.outRow+toff : r*g.outRow+toff+g.cols]
-			src := (t*g.rows + r) * g.cols
+			src := (t*g.rowsP + r) * g.cols
 			copy(dst, partial[src:src+g.cols])
 			for part := 1; part < parts; part++ {
 				p := partial[part*g.tileElements+src : part*g.tileElements+src+g.cols]
@@ -329,10 +336,11 @@ func (g *wgradGeom) accumulate(w *wgradWorkspace, wk *wgradKernel, input, kernel
 				args.abase = unsafe.Pointer(&input[r0])
 				for c := 0; c < g.cols; c += wgradNR {
 					args.bbase = unsafe.Pointer(&kernel[c])
-					args.c = unsafe.Pointer(&part[(t*g.rows+r0)*g.cols+c])
+					args.c = unsafe.Pointer(&part[(t*g.rowsP+r0)*g.cols+c])
 					wk.fn(args)
 				}
 			}
+			g.accumulateTail(w, input, kernel, part[t*g.rowsP*g.cols:])
 		}
 	}
 }
@@ -344,6 +352,7 @@ func (g *wgradGeom) segments(w *wgradWorkspace, segs []int, c0, c1 int) []int {
 	const size = 4
 	d := g.d
 	lo, hi, o := w.lo, w.hi, w.o
+	w.tail = w.tail[:0]
 	// Kernel position o along axis i reads input position
 	// tap*stride + o*kd - pad, which must be in [0, in).
 	for i := 0; i < d; i++ {
@@ -393,7 +402,53 @@ func (g *wgradGeom) segments(w *wgradWorkspace, segs []int, c0, c1 int) []int {
 			add(w.image[s], w.image[s+1]+da, w.image[s+2]+db)
 		}
 	}
+	if c1 == g.images && g.rowsP > g.rows {
+		segs = g.trimEnd(w, segs)
+	}
 	return segs
+}
+
+// trimEnd shortens the runs so that the last row tile, whose padding rows
+// read past a position's channels into the next position's, never reads
+// past the end of the input (the last positions of the last image): the
+// steps it removes go to w.tail, as pairs of A and B byte offsets, for
+// accumulateTail.
+func (g *wgradGeom) trimEnd(w *wgradWorkspace, segs []int) []int {
+	const size = 4
+	d := g.d
+	astep, bstep := g.kd[d-1]*g.inSt[d-1]*size, g.kSt[d-1]*size
+	// The padded tile reads rowsP elements from a step's A offset.
+	limit := (g.inLen - g.rowsP) * size
+	for s := 0; s < len(segs); s += 3 {
+		k, aoff, boff := segs[s], segs[s+1], segs[s+2]
+		if k == 0 || aoff+(k-1)*astep <= limit {
+			continue
+		}
+		safe := 0
+		if aoff <= limit {
+			safe = (limit-aoff)/astep + 1
+		}
+		for p := safe; p < k; p++ {
+			w.tail = append(w.tail, aoff+p*astep, boff+p*bstep)
+		}
+		segs[s] = safe
+	}
+	return segs
+}
+
+// accumulateTail adds the steps trimEnd removed to part (one tap's
+// [rowsP][cols] sums), in plain Go.
+func (g *wgradGeom) accumulateTail(w *wgradWorkspace, input, kernel, part []float32) {
+	for i := 0; i+1 < len(w.tail); i += 2 {
+		a := input[w.tail[i]/4 : w.tail[i]/4+g.rows]
+		b := kernel[w.tail[i+1]/4 : w.tail[i+1]/4+g.cols]
+		for r, x := range a {
+			row := part[r*g.cols : (r+1)*g.cols]
+			for j, y := range b {
+				row[j] += x * y
+			}
+		}
+	}
 }
 
 // convCeilDiv is a/b rounded towards plus infinity (b > 0).

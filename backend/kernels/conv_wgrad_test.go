@@ -104,8 +104,10 @@ func swappedCases() []*ConvParams {
 	var cases []*ConvParams
 	for _, l := range []struct{ n, h, cin, cout, s int }{
 		{3, 8, 16, 16, 1}, {2, 8, 16, 32, 2}, {5, 6, 32, 16, 1}, {2, 7, 16, 16, 2}, {4, 5, 48, 32, 1},
-		{2, 6, 3, 16, 1},  // the stem: 3 rows, fallback
-		{2, 6, 16, 12, 1}, // 12 columns, fallback
+		{2, 6, 3, 16, 1},  // the stem: 3 rows, padded to the row tile
+		{3, 5, 20, 16, 2}, // 20 rows: a padded last tile
+		{2, 6, 1, 32, 1},  // 1 row
+		{2, 6, 16, 12, 1}, // 12 columns: transposed, the general path
 	} {
 		_, _, wgrad := resnetConvs(l.n, l.h, l.cin, l.cout, l.s)
 		cases = append(cases, wgrad)
@@ -144,14 +146,17 @@ func TestConvSwappedInput(t *testing.T) {
 
 func TestSwappedInputDirect(t *testing.T) {
 	_, _, wgrad := resnetConvs(4, 8, 16, 32, 2)
-	if !wgrad.SwappedInputDirect() {
-		t.Errorf("%s: not direct", convString(wgrad))
+	for _, rows := range []int{16, 15, 3, 40} {
+		q := *wgrad
+		q.Batch = rows
+		if !q.SwappedInputDirect() {
+			t.Errorf("%s: not direct", convString(&q))
+		}
 	}
 	for _, c := range []struct {
 		name string
 		edit func(p *ConvParams)
 	}{
-		{"15 rows", func(p *ConvParams) { p.Batch = 15 }},
 		{"24 columns", func(p *ConvParams) { p.OutChannels = 24 }},
 		{"feature groups", func(p *ConvParams) { p.FeatureGroups = 2; p.InChannels = 4; p.OutChannels = 32 }},
 		{"reversed kernel", func(p *ConvParams) {

@@ -41,6 +41,15 @@ func gemmMicroF64Avx2W(args *gemmMicroArgs)
 //go:noescape
 func gemmMicroF64Avx2N(args *gemmMicroArgs)
 
+// wgradNarrowAVX2 returns the AVX2 4-row kernel-gradient micro-kernel, or
+// nil if the CPU lacks AVX2 or FMA.
+func wgradNarrowAVX2() *wgradKernel {
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		return &wgradKernel{mr: 4, fn: wgradMicroF32Avx2}
+	}
+	return nil
+}
+
 // gemmNativeISAs returns the assembly kernel families the CPU (and OS)
 // support, best first.
 func gemmNativeISAs() []*gemmISA {
@@ -52,6 +61,7 @@ func gemmNativeISAs() []*gemmISA {
 				pair: gemmMicroF32Avx512P},
 			f64:     gemmKernel{mr: 12, nrW: 16, nrN: 8, wide: gemmMicroF64Avx512W, narrow: gemmMicroF64Avx512N},
 			wgrad32: &wgradKernel{mr: 16, fn: wgradMicroF32Avx512},
+			wgrad32Narrow: wgradNarrowAVX2(),
 		})
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {

@@ -75,8 +75,9 @@ type gemmISA struct {
 	name     string
 	f32, f64 gemmKernel
 	// wgrad32 is the float32 kernel-gradient micro-kernel (see
-	// conv_wgrad.go); nil selects the portable one.
-	wgrad32 *wgradKernel
+	// conv_wgrad.go); nil selects the portable one. wgrad32Narrow, if not
+	// nil, has fewer rows, for kernel gradients of fewer rows than wgrad32's.
+	wgrad32, wgrad32Narrow *wgradKernel
 }
 
 // Names of the micro-kernel families, for SetISA.
