@@ -59,8 +59,8 @@ func gemmNativeISAs() []*gemmISA {
 			name: ISAAVX512,
 			f32: gemmKernel{mr: 12, nrW: 32, nrN: 16, wide: gemmMicroF32Avx512W, narrow: gemmMicroF32Avx512N,
 				pair: gemmMicroF32Avx512P},
-			f64:     gemmKernel{mr: 12, nrW: 16, nrN: 8, wide: gemmMicroF64Avx512W, narrow: gemmMicroF64Avx512N},
-			wgrad32: &wgradKernel{mr: 16, fn: wgradMicroF32Avx512},
+			f64:           gemmKernel{mr: 12, nrW: 16, nrN: 8, wide: gemmMicroF64Avx512W, narrow: gemmMicroF64Avx512N},
+			wgrad32:       &wgradKernel{mr: 16, fn: wgradMicroF32Avx512},
 			wgrad32Narrow: wgradNarrowAVX2(),
 		})
 	}
