@@ -14,11 +14,13 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/train/losses"
 )
 
-// newTestBackend returns GoMLX's pure-Go backend, with XLA auto-install off.
+// newTestBackend returns GoMLX's pure-Go backend, with XLA auto-install off,
+// running its ops one at a time (its parallel executor has data races in
+// GoMLX v0.26 that the race detector reports).
 func newTestBackend(t *testing.T) backends.Backend {
 	t.Helper()
 	t.Setenv("GOMLX_NO_AUTO_INSTALL", "1")
-	be, err := backends.NewWithConfig("go")
+	be, err := backends.NewWithConfig("go:ops_sequential")
 	if err != nil {
 		t.Fatalf("creating the go backend: %v", err)
 	}

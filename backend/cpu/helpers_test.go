@@ -26,13 +26,15 @@ var (
 	backendsErr  error
 )
 
-// testBackends returns our backend and GoMLX's simplego ("go") reference.
+// testBackends returns our backend and GoMLX's simplego ("go") reference,
+// which runs its ops one at a time (its parallel executor has data races in
+// GoMLX v0.26 that the race detector reports).
 func testBackends(t testing.TB) (cpu, ref backends.Backend) {
 	t.Helper()
 	backendsOnce.Do(func() {
 		cpuBE, backendsErr = backends.NewWithConfig(BackendName)
 		if backendsErr == nil {
-			goBE, backendsErr = backends.NewWithConfig("go")
+			goBE, backendsErr = backends.NewWithConfig("go:ops_sequential")
 		}
 	})
 	if backendsErr != nil {
