@@ -128,7 +128,7 @@ func TestTrainCommandRun(t *testing.T) {
 func TestTrainRecipeOverrides(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	code, stdout, stderr := runTrainCmd(t, "--recipe", "cifar10-resnet20",
-		"--data", "mnist", "--model", "mlp", "--backend", "go", "--epochs", "1", "--schedule", "cosine",
+		"--data", "mnist", "--model", "mlp", "--backend", "go:ops_sequential", "--epochs", "1", "--schedule", "cosine",
 		"--train-size", "512", "--test-size", "200", "--batch-size", "64", "--weight-decay", "5e-4",
 		"--augment", "none", "--out", dir, "--quiet")
 	if code != 0 {
@@ -150,7 +150,7 @@ func TestTrainRecipeOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := recipe.Config
-	want.Data, want.Model, want.Backend, want.Epochs, want.Schedule = "mnist", "mlp", "go", 1, train.ScheduleCosine
+	want.Data, want.Model, want.Backend, want.Epochs, want.Schedule = "mnist", "mlp", "go:ops_sequential", 1, train.ScheduleCosine
 	want.Milestones = nil // dropped with the step schedule
 	want.TrainSize, want.TestSize, want.BatchSize, want.EvalBatchSize = 512, 200, 64, 64
 	want.WeightDecay = 5e-4 // the default value, given explicitly: it overrides the recipe's 1e-4
