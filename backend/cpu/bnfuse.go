@@ -108,7 +108,6 @@ func fuseBatchNormReLU(b *Builder, outs []*node) {
 // fourth output, which the other readers take.
 func fuseReLUMasks(b *Builder, outs []*node) {
 	live, isOutput, consumers := liveness(b.nodes, outs)
-	type masked struct{ g, m, v *node } // m = Mul(v, ind(a)) read by gradient g
 	for _, n := range b.nodes {
 		if !live[n.idx] || n.parent != nil || n.op != backends.OpTypeBatchNormForTraining {
 			continue
@@ -120,7 +119,7 @@ func fuseReLUMasks(b *Builder, outs []*node) {
 			continue
 		}
 		var grads []*node
-		var products []masked
+		var products []reluGrad
 		ok := true
 		var visit func(a *node)
 		visit = func(a *node) {
@@ -168,13 +167,17 @@ func fuseReLUMasks(b *Builder, outs []*node) {
 	}
 }
 
+// reluGrad is GoMLX's ReLU gradient m = Mul(v, ind(a)) read, as its output
+// gradient, by the batch-norm gradient g.
+type reluGrad struct{ g, m, v *node }
+
 // reluGradProduct reports whether c, a reader of the ReLU input a kept by
 // the training batch norm n, starts GoMLX's ReLU gradient Mul(v, ind(a))
 // (through nodes read by nothing else) whose product m feeds, as its output
 // gradient, a batch-norm gradient g of n's operand shape that can apply the mask
 // and write m: m is not an output and every other reader of m comes after
 // g.
-func reluGradProduct(c, a, n *node, consumers [][]*node, isOutput []bool) (pr struct{ g, m, v *node }, ok bool) {
+func reluGradProduct(c, a, n *node, consumers [][]*node, isOutput []bool) (pr reluGrad, ok bool) {
 	x := c
 	for range 4 {
 		if isOutput[x.idx] || len(consumers[x.idx]) != 1 {

@@ -10,7 +10,6 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/layers/activations"
 )
 
@@ -86,35 +85,7 @@ func TestBatchNormReLUFusionGradients(t *testing.T) {
 	fused := mustCPU(t)
 	for _, dt := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
 		inputs := bnReluInputs(dt, 11, true)
-		run := func(be backends.Backend) [][]float64 {
-			e, err := NewExec(be, func(in []*Node) []*Node {
-				loss := bnReluNet(in)
-				return append([]*Node{loss}, Gradient(loss, in...)...)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Finalize()
-			args := make([]any, len(inputs))
-			for i, h := range inputs {
-				switch f := h.flat.(type) {
-				case []float32:
-					args[i] = tensors.FromFlatDataAndDimensions(f, h.shape.Dimensions...)
-				case []float64:
-					args[i] = tensors.FromFlatDataAndDimensions(f, h.shape.Dimensions...)
-				}
-			}
-			outs, err := e.Exec(args...)
-			if err != nil {
-				t.Fatalf("%s on %s: %v", dt, be.Name(), err)
-			}
-			res := make([][]float64, len(outs))
-			for i, o := range outs {
-				res[i] = tensorF64(o)
-			}
-			return res
-		}
-		want, got := run(plain), run(fused)
+		want, got := lossAndGradients(t, plain, inputs), lossAndGradients(t, fused, inputs)
 		for i := range want {
 			if err := sameValues(got[i], want[i]); err != nil {
 				t.Errorf("%s: output #%d (0: loss, then gradients) against nobnrelu: %v", dt, i, err)
@@ -187,6 +158,43 @@ func TestBatchNormReLUFusionSteps(t *testing.T) {
 		t.Errorf("nobnrelu: %d elementwise passes, batch norm with %d outputs (want 3), gradient with %d inputs (want 5):\n%s",
 			f, o, i, ep.describe())
 	}
+	sameAsPlain(t, plain, fn, dt.String(), in...)
+}
+
+func must(op backends.Op, _ error) backends.Op { return op }
+
+// lossAndGradients runs bnReluNet on be and returns the loss and its
+// gradients with respect to all inputs, as float64.
+func lossAndGradients(t *testing.T, be backends.Backend, inputs []*hostT) [][]float64 {
+	t.Helper()
+	e, err := NewExec(be, func(in []*Node) []*Node {
+		loss := bnReluNet(in)
+		return append([]*Node{loss}, Gradient(loss, in...)...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Finalize()
+	args := make([]any, len(inputs))
+	for i, h := range inputs {
+		args[i] = hostTensor(h)
+	}
+	outs, err := e.Exec(args...)
+	if err != nil {
+		t.Fatalf("%s: %v", be.Name(), err)
+	}
+	res := make([][]float64, len(outs))
+	for i, o := range outs {
+		res[i] = tensorF64(o)
+	}
+	return res
+}
+
+// sameAsPlain runs fn on the plain backend (nobnrelu) and on the default
+// one and checks that every output is equal (sameValues); what prefixes the
+// error messages.
+func sameAsPlain(t *testing.T, plain backends.Backend, fn rawFn, what string, in ...*hostT) {
+	t.Helper()
 	want, err := runRaw(plain, fn, in...)
 	if err != nil {
 		t.Fatal(err)
@@ -197,12 +205,10 @@ func TestBatchNormReLUFusionSteps(t *testing.T) {
 	}
 	for i := range want {
 		if err := sameValues(hostF64(got[i]), hostF64(want[i])); err != nil {
-			t.Errorf("output #%d against nobnrelu: %v", i, err)
+			t.Errorf("%s: output #%d against nobnrelu: %v", what, i, err)
 		}
 	}
 }
-
-func must(op backends.Op, _ error) backends.Op { return op }
 
 func hostF64(h *hostT) []float64 {
 	out := make([]float64, h.shape.Size())
@@ -250,19 +256,7 @@ func TestBatchNormAddReLUFusionSteps(t *testing.T) {
 		if !ok || passes != 1 {
 			t.Errorf("%s: residual add + ReLU not merged into the batch norm:\n%s", dt, ef.describe())
 		}
-		want, err := runRaw(plain, fn, in...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := runRaw(mustCPU(t), fn, in...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range want {
-			if err := sameValues(hostF64(got[i]), hostF64(want[i])); err != nil {
-				t.Errorf("%s: output #%d against nobnrelu: %v", dt, i, err)
-			}
-		}
+		sameAsPlain(t, plain, fn, dt.String(), in...)
 	}
 }
 
@@ -314,19 +308,7 @@ func TestBatchNormInferenceReLUFusion(t *testing.T) {
 			if k := instrs(plain); k != wantPlain {
 				t.Errorf("%s: nobnrelu: %d full-size elementwise instructions, want %d", name, k, wantPlain)
 			}
-			want, err := runRaw(plain, fn, in...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := runRaw(mustCPU(t), fn, in...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range want {
-				if err := sameValues(hostF64(got[i]), hostF64(want[i])); err != nil {
-					t.Errorf("%s: output #%d against nobnrelu: %v", name, i, err)
-				}
-			}
+			sameAsPlain(t, plain, fn, name, in...)
 		}
 	}
 }
@@ -340,30 +322,9 @@ func TestBatchNormInferenceReLUFusion(t *testing.T) {
 // stay equal to the unfused graph's, and "norelumask" keeps no mask.
 func TestBatchNormReLUMaskFusion(t *testing.T) {
 	inputs := bnReluInputsN(dtypes.Float32, 15, true, 16)
-	fn := func(in []*Node) []*Node {
-		loss := bnReluNet(in)
-		return append([]*Node{loss}, Gradient(loss, in...)...)
-	}
 	run := func(config string) ([][]float64, *Executable) {
 		be := newRecording(t, config)
-		e, err := NewExec(be, fn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer e.Finalize()
-		args := make([]any, len(inputs))
-		for i, h := range inputs {
-			args[i] = tensors.FromFlatDataAndDimensions(h.flat.([]float32), h.shape.Dimensions...)
-		}
-		outs, err := e.Exec(args...)
-		if err != nil {
-			t.Fatalf("%q: %v", config, err)
-		}
-		res := make([][]float64, len(outs))
-		for i, o := range outs {
-			res[i] = tensorF64(o)
-		}
-		return res, be.last
+		return lossAndGradients(t, be, inputs), be.last
 	}
 	want, _ := run("nobnrelu")
 	got, e := run("")

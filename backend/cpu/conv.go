@@ -98,12 +98,11 @@ func (b *Builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 		}
 		// The kernel gradient's x [N, spatial..., C] with its batch and
 		// channel roles swapped: read in place when the kernels can.
-		q := *p
-		q.SwappedInput = true
-		if !q.SwappedInputDirect() {
+		p.SwappedInput = true
+		if !p.SwappedInputDirect() {
+			p.SwappedInput = false
 			return b.permuted(in[0], xperm)
 		}
-		p.SwappedInput = true
 		return in[0], nil
 	}
 	// Output axis j holds canonical axis perm[j].

@@ -1036,7 +1036,7 @@ func nonNegIndicatorKernel(dt dtypes.DType) (ewFn, error) {
 			d, s := asSlice[float32](dst), asSlice[float32](srcs[0])
 			d = d[:len(s)]
 			for i, y := range s {
-				d[i] = nonNegIndicator32(y)
+				d[i] = kernels.NonNegIndicatorF32(y)
 			}
 		}, nil
 	case dtypes.Float64:
@@ -1044,41 +1044,11 @@ func nonNegIndicatorKernel(dt dtypes.DType) (ewFn, error) {
 			d, s := asSlice[float64](dst), asSlice[float64](srcs[0])
 			d = d[:len(s)]
 			for i, y := range s {
-				d[i] = nonNegIndicator64(y)
+				d[i] = kernels.NonNegIndicatorF64(y)
 			}
 		}, nil
 	}
 	return nil, unsupported(backends.OpTypeSign, dt)
-}
-
-// nonNegIndicator32 is GoMLX's NonNegativeIndicator of one value: 1 for
-// y >= 0 (including -0), 0 for y < 0, y itself for NaN. The 0/1 is chosen
-// on the bits so that the compiler emits a conditional move (a ReLU input's
-// sign is unpredictable; a float-valued select would be a branch), and it
-// branches only on NaN, which is rare.
-func nonNegIndicator32(y float32) float32 {
-	var b uint32
-	if y >= 0 {
-		b = 0x3f800000 // 1.0
-	}
-	f := math.Float32frombits(b)
-	if y != y {
-		f = y
-	}
-	return f
-}
-
-// nonNegIndicator64 is nonNegIndicator32 for float64.
-func nonNegIndicator64(y float64) float64 {
-	var b uint64
-	if y >= 0 {
-		b = 0x3ff0000000000000 // 1.0
-	}
-	f := math.Float64frombits(b)
-	if y != y {
-		f = y
-	}
-	return f
 }
 
 // maskedMulKernel computes g * NonNegativeIndicator(y) (see
@@ -1098,7 +1068,7 @@ func maskedMulKernel(dt dtypes.DType) (ewFn, error) {
 			d, g, s := asSlice[float64](dst), asSlice[float64](srcs[0]), asSlice[float64](srcs[1])
 			d, g = d[:len(s)], g[:len(s)]
 			for i, y := range s {
-				d[i] = g[i] * nonNegIndicator64(y)
+				d[i] = g[i] * kernels.NonNegIndicatorF64(y)
 			}
 		}, nil
 	}

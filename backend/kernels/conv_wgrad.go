@@ -177,16 +177,7 @@ func convSwapped[T gemmFloat](p *ConvParams, input, kernel, output []T) error {
 		convWgrad(newWgradGeom(p, wk.mr), wk, f32(input), f32(kernel), f32(output))
 		return nil
 	}
-	d := len(p.InSpatial)
-	dims := make([]int, 0, d+2)
-	dims = append(dims, p.InChannels)
-	dims = append(dims, p.InSpatial...)
-	dims = append(dims, p.Batch)
-	perm := make([]int, d+2)
-	perm[0] = d + 1
-	for i := 1; i <= d; i++ {
-		perm[i] = i
-	}
+	dims, perm := swappedToCanonical(p)
 	canonical := make([]T, len(input))
 	if err := Transpose(input, canonical, dims, perm); err != nil {
 		return err
@@ -194,6 +185,24 @@ func convSwapped[T gemmFloat](p *ConvParams, input, kernel, output []T) error {
 	q := *p
 	q.SwappedInput = false
 	return conv(&q, canonical, kernel, output)
+}
+
+// swappedToCanonical returns the dimensions of p's input in the
+// SwappedInput layout, [InChannels, InSpatial..., Batch], and the Transpose
+// permutation to the canonical [Batch, InSpatial..., InChannels]: it swaps
+// the first and last axes.
+func swappedToCanonical(p *ConvParams) (dims, perm []int) {
+	d := len(p.InSpatial)
+	dims = make([]int, 0, d+2)
+	dims = append(dims, p.InChannels)
+	dims = append(dims, p.InSpatial...)
+	dims = append(dims, p.Batch)
+	perm = make([]int, d+2)
+	for i := range perm {
+		perm[i] = i
+	}
+	perm[0], perm[d+1] = d+1, 0
+	return dims, perm
 }
 
 // wgradGeom is the geometry of a direct kernel-gradient convolution, in

@@ -13,13 +13,10 @@ import (
 // p stored as [InChannels, spatial..., Batch] (SwappedInput's layout).
 func swapInput[T gemmFloat](t *testing.T, p *ConvParams, input []T) []T {
 	t.Helper()
-	d := len(p.InSpatial)
+	// Swapping the first and last axes is its own inverse: the permutation
+	// from the swapped layout to the canonical one also goes back.
+	_, perm := swappedToCanonical(p)
 	dims := slices.Concat([]int{p.Batch}, p.InSpatial, []int{p.InChannels})
-	perm := make([]int, d+2)
-	perm[0] = d + 1
-	for i := 1; i <= d; i++ {
-		perm[i] = i
-	}
 	out := make([]T, len(input))
 	if err := Transpose(input, out, dims, perm); err != nil {
 		t.Fatal(err)

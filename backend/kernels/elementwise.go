@@ -1,6 +1,9 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Elementwise float32 kernels for the hottest passes of training (ReLU, its
 // gradient, the residual add + ReLU, the optimizer's axpy), vectorised with
@@ -131,18 +134,37 @@ func MulNonNegF32(dst, g, y []float32) error {
 		i = n
 	}
 	for ; i < len(dst); i++ {
-		dst[i] = g[i] * nonNegIndicator(y[i])
+		dst[i] = g[i] * NonNegIndicatorF32(y[i])
 	}
 	return nil
 }
 
-// nonNegIndicator is GoMLX's NonNegativeIndicator of one float32.
-func nonNegIndicator(y float32) float32 {
-	switch {
-	case y >= 0:
-		return 1
-	case y != y:
-		return y
+// NonNegIndicatorF32 is GoMLX's NonNegativeIndicator of one value: 1 for
+// y >= 0 (including -0), 0 for y < 0, y itself for NaN. The 0/1 is chosen
+// on the bits so that the compiler emits a conditional move (a ReLU input's
+// sign is unpredictable; a float-valued select would be a branch), and it
+// branches only on NaN, which is rare.
+func NonNegIndicatorF32(y float32) float32 {
+	var b uint32
+	if y >= 0 {
+		b = 0x3f800000 // 1.0
 	}
-	return 0
+	f := math.Float32frombits(b)
+	if y != y {
+		f = y
+	}
+	return f
+}
+
+// NonNegIndicatorF64 is NonNegIndicatorF32 for float64.
+func NonNegIndicatorF64(y float64) float64 {
+	var b uint64
+	if y >= 0 {
+		b = 0x3ff0000000000000 // 1.0
+	}
+	f := math.Float64frombits(b)
+	if y != y {
+		f = y
+	}
+	return f
 }
