@@ -54,21 +54,9 @@ func (cfg resnetConfig) convUnit(ctx *context.Context, suffix string, x *graph.N
 func (cfg resnetConfig) block(ctx *context.Context, x *graph.Node, planes, stride int) *graph.Node {
 	inChannels := x.Shape().Dimensions[3]
 	outChannels := planes
-	if cfg.bottleneck {
-		outChannels = 4 * planes
-	}
-	// A parameter-free option-A shortcut comes first, so that the graph
-	// computes it before the branch's last batch norm, which the cpu
-	// backend then fuses with the residual add and ReLU. (A projection
-	// shortcut keeps its place after the branch: its variables are created
-	// in that order.)
-	shortcut := x
-	project := stride != 1 || inChannels != outChannels
-	if project && cfg.cifar {
-		shortcut = shortcutA(x, outChannels, stride)
-	}
 	var y *graph.Node
 	if cfg.bottleneck {
+		outChannels = 4 * planes
 		y = cfg.convUnit(ctx, "1", x, planes, 1, 1, true)
 		y = cfg.convUnit(ctx, "2", y, planes, 3, stride, true)
 		y = cfg.convUnit(ctx, "3", y, outChannels, 1, 1, false)
@@ -86,8 +74,13 @@ func (cfg resnetConfig) block(ctx *context.Context, x *graph.Node, planes, strid
 			VariableWithShape("branch_scale", shapes.Make(y.DType()))
 		y = graph.Mul(y, scale.ValueGraph(y.Graph()))
 	}
-	if project && !cfg.cifar {
-		shortcut = cfg.convUnit(ctx, "_shortcut", x, outChannels, 1, stride, false)
+	shortcut := x
+	if stride != 1 || inChannels != outChannels {
+		if cfg.cifar {
+			shortcut = shortcutA(x, outChannels, stride)
+		} else {
+			shortcut = cfg.convUnit(ctx, "_shortcut", x, outChannels, 1, stride, false)
+		}
 	}
 	return activations.Relu(graph.Add(y, shortcut))
 }

@@ -99,6 +99,80 @@ func fuseBatchNormReLU(b *Builder, outs []*node) {
 	}
 }
 
+// hoistResiduals reorders b's graph so that fuseBatchNormReLUForward can
+// take a residual add into the batch norm it follows: for every training
+// batch norm n whose normalized output is read only by Add(bn, r) with r
+// created after n (a shortcut built after the residual branch), the nodes r
+// is computed from that come after n move to just before n, when none of
+// them depends on n. Only the order of independent nodes changes.
+func hoistResiduals(b *Builder, outs []*node) {
+	_, _, consumers := liveness(b.nodes, outs)
+	type pair struct{ n, r *node }
+	var pairs []pair
+	for _, n := range b.nodes {
+		if n.op != backends.OpTypeBatchNormForTraining || n.parent != nil || len(n.outs) == 0 {
+			continue
+		}
+		bn := n.outs[0]
+		cs := consumers[bn.idx]
+		if len(cs) != 1 || cs[0].op != backends.OpTypeAdd {
+			continue
+		}
+		r := cs[0].inputs[0]
+		if r == bn {
+			r = cs[0].inputs[1]
+		}
+		if r != bn && r.idx > n.idx {
+			pairs = append(pairs, pair{n, r})
+		}
+	}
+	for _, p := range pairs {
+		n, r := p.n, p.r
+		if r.idx < n.idx {
+			continue // an earlier move already put it first
+		}
+		// The nodes after n that r is computed from.
+		cone := map[*node]bool{}
+		dependsOnN := false
+		var visit func(x *node)
+		visit = func(x *node) {
+			if x == n {
+				dependsOnN = true
+			}
+			if dependsOnN || x.idx < n.idx || cone[x] {
+				return
+			}
+			cone[x] = true
+			if x.parent != nil {
+				visit(x.parent)
+			}
+			for _, in := range x.inputs {
+				visit(in)
+			}
+		}
+		visit(r)
+		if dependsOnN {
+			continue
+		}
+		moved := make([]*node, 0, len(b.nodes))
+		moved = append(moved, b.nodes[:n.idx]...)
+		for _, x := range b.nodes[n.idx:] {
+			if cone[x] {
+				moved = append(moved, x)
+			}
+		}
+		for _, x := range b.nodes[n.idx:] {
+			if !cone[x] {
+				moved = append(moved, x)
+			}
+		}
+		for i, x := range moved {
+			x.idx = i
+		}
+		b.nodes = moved
+	}
+}
+
 // fuseReLUMasks replaces, where it can, the ReLU inputs kept for fused
 // batch-norm gradients by ReLU masks (see above). It runs after
 // fuseBatchNormReLU. A kept input may be read, besides by fused gradients,

@@ -260,6 +260,49 @@ func TestBatchNormAddReLUFusionSteps(t *testing.T) {
 	}
 }
 
+// TestBatchNormAddReLUFusionLateResidual: a residual created after the
+// batch norm (a shortcut built after the branch) is moved before it and the
+// add + ReLU still join the batch-norm step; a residual computed from the
+// batch norm's own outputs cannot move, and stays a separate pass. Values
+// equal nobnrelu either way.
+func TestBatchNormAddReLUFusionLateResidual(t *testing.T) {
+	dt := dtypes.Float32
+	plain, err := New("nobnrelu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dependent := range []bool{false, true} {
+		fn := func(b backends.Builder, p []backends.Op) ([]backends.Op, error) {
+			x, scale, offset, w := p[0], p[1], p[2], p[3]
+			bn, mean, _, err := b.BatchNormForTraining(x, scale, offset, 1e-3, 3)
+			if err != nil {
+				return nil, err
+			}
+			r, _ := b.Mul(w, w)
+			if dependent {
+				m, _ := b.BroadcastInDim(mean, shapes.Make(dt, 4, 5, 5, 3), []int{3})
+				r, _ = b.Mul(w, m)
+			}
+			sum, _ := b.Add(bn, r)
+			zero, _ := b.BroadcastInDim(scalarC(b, dt, 0), shapes.Make(dt, 4, 5, 5, 3), nil)
+			relu, _ := b.Max(sum, zero)
+			return []backends.Op{relu}, nil
+		}
+		in := bnReluInputs(dt, 16, true)
+		ef := compileOn(t, mustCPU(t), fn, in...)
+		bnIns := 0
+		for _, st := range ef.steps {
+			if st.name == backends.OpTypeBatchNormForTraining.String() {
+				bnIns = len(st.ins)
+			}
+		}
+		if want := map[bool]int{false: 4, true: 3}[dependent]; bnIns != want {
+			t.Errorf("dependent=%v: batch norm with %d inputs, want %d:\n%s", dependent, bnIns, want, ef.describe())
+		}
+		sameAsPlain(t, plain, fn, fmt.Sprintf("dependent=%v", dependent), in...)
+	}
+}
+
 // TestBatchNormInferenceReLUFusion: Max(BatchNormForInference(...), 0)
 // becomes one batch-norm step when the batch norm has no other reader, and
 // stays two passes when it has; values equal to nobnrelu either way.

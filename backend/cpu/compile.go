@@ -81,6 +81,7 @@ type outputPlan struct {
 // compile turns the builder's graph into an Executable.
 func compile(b *Builder, outs []*node) (*Executable, error) {
 	if !b.backend.noBNReLU {
+		hoistResiduals(b, outs)
 		fuseBatchNormReLU(b, outs)
 		if !b.backend.noReLUMask {
 			fuseReLUMasks(b, outs)
