@@ -25,6 +25,7 @@ import (
 	"github.com/sgt-dev/sgt"
 	"github.com/sgt-dev/sgt/data"
 	"github.com/sgt-dev/sgt/models"
+	"github.com/sgt-dev/sgt/train/optim"
 )
 
 // Config holds every setting of a training run. Its JSON form is recorded in
@@ -156,7 +157,7 @@ func DefaultConfig() Config {
 		Momentum:    0.9,
 		Nesterov:    true,
 		WeightDecay: 5e-4,
-		Schedule:    ScheduleCosine,
+		Schedule:    optim.ScheduleCosine,
 		Augment:     AugmentAuto,
 		Seed:        1,
 
@@ -252,16 +253,16 @@ func (c *Config) Validate() error {
 		return fieldErrorf("warmup-start-lr", "must be >= 0, got %g", c.WarmupStartLR)
 	}
 	switch c.Schedule {
-	case ScheduleConstant, ScheduleCosine:
+	case optim.ScheduleConstant, optim.ScheduleCosine:
 		if len(c.Milestones) > 0 {
-			return fieldErrorf("milestones", "only used by --schedule %s, got --schedule %s", ScheduleStep, c.Schedule)
+			return fieldErrorf("milestones", "only used by --schedule %s, got --schedule %s", optim.ScheduleStep, c.Schedule)
 		}
-	case ScheduleStep:
-		if _, err := NewSchedule(c.scheduleConfig(1)); err != nil {
+	case optim.ScheduleStep:
+		if _, err := optim.NewSchedule(c.scheduleConfig(1)); err != nil {
 			return &FieldError{Field: "milestones", Err: err}
 		}
 	default:
-		return fieldErrorf("schedule", "unknown schedule %q (known: %s)", c.Schedule, strings.Join(ScheduleNames, ", "))
+		return fieldErrorf("schedule", "unknown schedule %q (known: %s)", c.Schedule, strings.Join(optim.ScheduleNames, ", "))
 	}
 	if _, err := augmentTransform(c.Augment, c.Data, c.ImageSize); err != nil {
 		return &FieldError{Field: "augment", Err: err}
@@ -298,8 +299,8 @@ func (c *Config) Warnings() []string {
 
 // scheduleConfig returns the schedule settings for a run of stepsPerEpoch
 // steps per epoch.
-func (c *Config) scheduleConfig(stepsPerEpoch int) ScheduleConfig {
-	return ScheduleConfig{
+func (c *Config) scheduleConfig(stepsPerEpoch int) optim.ScheduleConfig {
+	return optim.ScheduleConfig{
 		Kind:          c.Schedule,
 		Peak:          c.LR,
 		Epochs:        c.Epochs,
@@ -313,21 +314,21 @@ func (c *Config) scheduleConfig(stepsPerEpoch int) ScheduleConfig {
 // Optimizer returns the run's optimizer as a chain of gradient transforms:
 // clipping (global norm or adaptive, on the raw gradients), weight decay,
 // momentum and the learning-rate step.
-func (c *Config) Optimizer() Chain {
-	var chain Chain
+func (c *Config) Optimizer() optim.Chain {
+	var chain optim.Chain
 	if c.ClipNorm > 0 {
-		chain = append(chain, ClipGlobalNorm{MaxNorm: c.ClipNorm})
+		chain = append(chain, optim.ClipGlobalNorm{MaxNorm: c.ClipNorm})
 	}
 	if c.AGC > 0 {
-		chain = append(chain, AdaptiveClip{Clip: c.AGC, IncludeFinal: c.AGCFinal})
+		chain = append(chain, optim.AdaptiveClip{Clip: c.AGC, IncludeFinal: c.AGCFinal})
 	}
 	if c.WeightDecay > 0 {
-		chain = append(chain, WeightDecay{Rate: c.WeightDecay, ExemptVectors: c.ExemptVectors})
+		chain = append(chain, optim.WeightDecay{Rate: c.WeightDecay, ExemptVectors: c.ExemptVectors})
 	}
 	if c.Momentum > 0 {
-		chain = append(chain, Momentum{Mu: c.Momentum, Nesterov: c.Nesterov})
+		chain = append(chain, optim.Momentum{Mu: c.Momentum, Nesterov: c.Nesterov})
 	}
-	return append(chain, LearningRateStep{})
+	return append(chain, optim.LearningRateStep{})
 }
 
 // modelParams returns the model hyperparameters the run sets in the GoMLX

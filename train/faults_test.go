@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/sgt-dev/sgt/data"
+
+	"github.com/sgt-dev/sgt/train/optim"
 )
 
 // spikeSchedule is a schedule whose learning rate is 1e30 at one step,
 // which blows the weights up.
 type spikeSchedule struct {
-	Schedule
+	optim.Schedule
 	at int
 }
 
@@ -40,7 +42,7 @@ func TestRunDivergenceKeepsLastCheckpoint(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.TrainSize, cfg.TestSize, cfg.BatchSize, cfg.Epochs = 512, 200, 64, 3
 	cfg.TrainEvalSize = 200
-	cfg.Schedule = ScheduleConstant
+	cfg.Schedule = optim.ScheduleConstant
 	cfg.LR = 0.05
 	for _, tc := range []struct {
 		name string

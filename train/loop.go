@@ -21,6 +21,7 @@ import (
 	"github.com/sgt-dev/sgt/backend"
 	"github.com/sgt-dev/sgt/data"
 	"github.com/sgt-dev/sgt/models"
+	"github.com/sgt-dev/sgt/train/optim"
 )
 
 // Options are the settings of a run that do not change its results: where
@@ -83,7 +84,7 @@ type trainer struct {
 	backend    backends.Backend
 	backendCfg string
 	spec       models.Spec
-	optimizer  Chain
+	optimizer  optim.Chain
 
 	train, test *split
 	// trainEval is the fixed training subset evaluated after every epoch
@@ -96,7 +97,7 @@ type trainer struct {
 
 	ctx                 *context.Context
 	trainExec, evalExec *context.Exec
-	schedule            Schedule
+	schedule            optim.Schedule
 	stepsPerEpoch       int
 
 	// Run state, saved in checkpoints.
@@ -243,7 +244,7 @@ func newTrainer(cfg Config, opts Options) (_ *trainer, err error) {
 	if t.transform, err = augmentTransform(cfg.Augment, cfg.Data, cfg.ImageSize); err != nil {
 		return nil, &FieldError{Field: "augment", Err: err}
 	}
-	if t.schedule, err = NewSchedule(cfg.scheduleConfig(t.stepsPerEpoch)); err != nil {
+	if t.schedule, err = optim.NewSchedule(cfg.scheduleConfig(t.stepsPerEpoch)); err != nil {
 		return nil, &FieldError{Field: "schedule", Err: err}
 	}
 	if t.backend, t.backendCfg, err = backend.New(cfg.Backend); err != nil {
@@ -392,22 +393,22 @@ func (t *trainer) trainStepGraph(ctx *context.Context, images, labels, lr *graph
 	loss = sgt.CrossEntropyLoss(logits, labels, t.cfg.Alpha, t.cfg.LabelSmoothing)
 
 	final := finalLayerScope(ctx, g, t.numClasses)
-	var params []Param
+	var params []optim.Param
 	var values []*graph.Node
 	for v := range ctx.IterVariables() {
 		if !v.Trainable || !v.InUseByGraph(g) {
 			continue
 		}
 		value := v.ValueGraph(g)
-		params = append(params, Param{Variable: v, Value: value, Final: final != "" && v.Scope() == final})
+		params = append(params, optim.Param{Variable: v, Value: value, Final: final != "" && v.Scope() == final})
 		values = append(values, value)
 	}
 	if len(params) == 0 {
 		panic(fmt.Errorf("model %s has no trainable variables", t.cfg.Model))
 	}
 	grads := graph.Gradient(loss, values...)
-	step := &Step{Ctx: ctx.In("optimizer").Checked(false), Params: params, LearningRate: lr}
-	ApplyUpdates(params, t.optimizer.Update(step, grads))
+	step := &optim.Step{Ctx: ctx.In("optimizer").Checked(false), Params: params, LearningRate: lr}
+	optim.ApplyUpdates(params, t.optimizer.Update(step, grads))
 	return loss, countCorrect(logits, labels)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/sgt-dev/sgt/models"
+	"github.com/sgt-dev/sgt/train/optim"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -44,8 +45,8 @@ func TestConfigValidate(t *testing.T) {
 		{"warmup-start-lr", func(c *Config) { c.WarmupStartLR = -1 }},
 		{"schedule", func(c *Config) { c.Schedule = "exponential" }},
 		{"milestones", func(c *Config) { c.Milestones = []int{1} }},
-		{"milestones", func(c *Config) { c.Schedule, c.Epochs, c.Milestones = ScheduleStep, 3, []int{4} }},
-		{"milestones", func(c *Config) { c.Schedule, c.Epochs = ScheduleStep, 3 }},
+		{"milestones", func(c *Config) { c.Schedule, c.Epochs, c.Milestones = optim.ScheduleStep, 3, []int{4} }},
+		{"milestones", func(c *Config) { c.Schedule, c.Epochs = optim.ScheduleStep, 3 }},
 		{"train-size", func(c *Config) { c.TrainSize = -1 }},
 		{"train-size", func(c *Config) { c.TrainSize = 100 }},
 		{"test-size", func(c *Config) { c.TestSize = -1 }},
@@ -152,7 +153,7 @@ func TestRunLearnsMNIST(t *testing.T) {
 			t.Errorf("alpha %g: OnEpoch saw %+v, steps %d", alpha, epochs, sum.Steps)
 		}
 		// The lr column is the mean scheduled rate of the epoch's steps.
-		sched, err := NewSchedule(cfg.scheduleConfig(78))
+		sched, err := optim.NewSchedule(cfg.scheduleConfig(78))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +313,7 @@ func TestRunStopsOnDivergence(t *testing.T) {
 	cfg.TestSize = 100
 	cfg.BatchSize = 64
 	cfg.LR = 1e30
-	cfg.Schedule = ScheduleConstant
+	cfg.Schedule = optim.ScheduleConstant
 	_, err := Run(cfg, Options{})
 	if !errors.Is(err, ErrDiverged) {
 		t.Fatalf("err %v, want ErrDiverged", err)

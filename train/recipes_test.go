@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sgt-dev/sgt/train/optim"
 )
 
 // TestShippedRecipes parses and validates every shipped recipe and checks
@@ -33,7 +35,7 @@ func TestShippedRecipes(t *testing.T) {
 	}
 	// The ImageNet rows: step and cosine schedules for five models.
 	for _, model := range []string{"resnet18", "resnet50", "resnet101", "seresnet18", "seresnet50"} {
-		for _, sched := range []string{ScheduleStep, ScheduleCosine} {
+		for _, sched := range []string{optim.ScheduleStep, optim.ScheduleCosine} {
 			r, ok := byName["imagenet-"+model+"-"+sched]
 			if !ok {
 				t.Errorf("no recipe for ImageNet %s with the %s schedule", model, sched)
@@ -44,7 +46,7 @@ func TestShippedRecipes(t *testing.T) {
 				!c.Nesterov || c.Momentum != 0.9 || c.WeightDecay != 5e-4 || c.WarmupEpochs != 5 || c.Schedule != sched {
 				t.Errorf("%s: %+v", r.Name, c)
 			}
-			if sched == ScheduleStep && !slices.Equal(c.Milestones, []int{30, 60, 90}) {
+			if sched == optim.ScheduleStep && !slices.Equal(c.Milestones, []int{30, 60, 90}) {
 				t.Errorf("%s: milestones %v", r.Name, c.Milestones)
 			}
 		}

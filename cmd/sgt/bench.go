@@ -22,7 +22,7 @@ import (
 	// Our CPU backend, so that "--backend cpu" is available to the benchmark.
 	_ "github.com/sgt-dev/sgt/backend/cpu"
 	"github.com/sgt-dev/sgt/models"
-	"github.com/sgt-dev/sgt/train"
+	"github.com/sgt-dev/sgt/train/optim"
 )
 
 func init() {
@@ -281,32 +281,32 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 // Nesterov momentum 0.9 and weight decay 5e-4 on every parameter (package
 // train's gradient transforms). It returns the loss.
 func benchStepGraph(spec models.Spec, numClasses int, alpha, lr float64) func(ctx *context.Context, images, labels *graph.Node) *graph.Node {
-	optimizer := train.Chain{
-		train.WeightDecay{Rate: 5e-4},
-		train.Momentum{Mu: 0.9, Nesterov: true},
-		train.LearningRateStep{},
+	optimizer := optim.Chain{
+		optim.WeightDecay{Rate: 5e-4},
+		optim.Momentum{Mu: 0.9, Nesterov: true},
+		optim.LearningRateStep{},
 	}
 	return func(ctx *context.Context, images, labels *graph.Node) *graph.Node {
 		g := images.Graph()
 		ctx.SetTraining(g, true)
 		logits := spec.Build(ctx, images, numClasses)
 		loss := sgt.CrossEntropyLoss(logits, labels, alpha, 0)
-		var params []train.Param
+		var params []optim.Param
 		var values []*graph.Node
 		for v := range ctx.IterVariables() {
 			if v.Trainable && v.InUseByGraph(g) {
 				value := v.ValueGraph(g)
-				params = append(params, train.Param{Variable: v, Value: value})
+				params = append(params, optim.Param{Variable: v, Value: value})
 				values = append(values, value)
 			}
 		}
 		grads := graph.Gradient(loss, values...)
-		step := &train.Step{
+		step := &optim.Step{
 			Ctx:          ctx.In("optimizer").Checked(false),
 			Params:       params,
 			LearningRate: graph.Scalar(g, dtypes.Float32, lr),
 		}
-		train.ApplyUpdates(params, optimizer.Update(step, grads))
+		optim.ApplyUpdates(params, optimizer.Update(step, grads))
 		return loss
 	}
 }

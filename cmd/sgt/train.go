@@ -16,6 +16,7 @@ import (
 
 	"github.com/sgt-dev/sgt/models"
 	"github.com/sgt-dev/sgt/train"
+	"github.com/sgt-dev/sgt/train/optim"
 )
 
 func init() {
@@ -89,7 +90,7 @@ func defineTrainFlags(fs *flag.FlagSet, c *trainCLI) {
 	fs.Float64Var(&cfg.ClipNorm, "clip-norm", cfg.ClipNorm, "clip the gradient to this global L2 norm (0: off)")
 	fs.Float64Var(&cfg.AGC, "agc", cfg.AGC, "adaptive gradient clipping factor lambda (0: off)")
 	fs.BoolVar(&cfg.AGCFinal, "agc-final", cfg.AGCFinal, "apply adaptive gradient clipping to the final layer too")
-	fs.StringVar(&cfg.Schedule, "schedule", cfg.Schedule, "learning-rate schedule: "+strings.Join(train.ScheduleNames, ", "))
+	fs.StringVar(&cfg.Schedule, "schedule", cfg.Schedule, "learning-rate schedule: "+strings.Join(optim.ScheduleNames, ", "))
 	fs.Float64Var(&cfg.WarmupEpochs, "warmup-epochs", cfg.WarmupEpochs, "linear warm-up length in epochs (0: none)")
 	fs.Float64Var(&cfg.WarmupStartLR, "warmup-start-lr", cfg.WarmupStartLR, "learning rate at the start of the warm-up")
 	c.milestones = intList(slices.Clone(cfg.Milestones))
@@ -121,7 +122,7 @@ func applyRecipe(name string, fs *flag.FlagSet, parsed *trainCLI, set map[string
 		return nil, usagef("--recipe: %w", err)
 	}
 	base := r.Config
-	if set["schedule"] && !set["milestones"] && parsed.cfg.Schedule != train.ScheduleStep {
+	if set["schedule"] && !set["milestones"] && parsed.cfg.Schedule != optim.ScheduleStep {
 		base.Milestones = nil
 	}
 	if set["clip-norm"] && !set["agc"] && parsed.cfg.ClipNorm > 0 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sgt-dev/sgt/train"
+	"github.com/sgt-dev/sgt/train/optim"
 )
 
 // runTrainCmd runs "sgt train args..." and returns the exit status and outputs.
@@ -150,7 +151,7 @@ func TestTrainRecipeOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := recipe.Config
-	want.Data, want.Model, want.Backend, want.Epochs, want.Schedule = "mnist", "mlp", "go:ops_sequential", 1, train.ScheduleCosine
+	want.Data, want.Model, want.Backend, want.Epochs, want.Schedule = "mnist", "mlp", "go:ops_sequential", 1, optim.ScheduleCosine
 	want.Milestones = nil // dropped with the step schedule
 	want.TrainSize, want.TestSize, want.BatchSize, want.EvalBatchSize = 512, 200, 64, 64
 	want.WeightDecay = 5e-4 // the default value, given explicitly: it overrides the recipe's 1e-4

@@ -1,4 +1,4 @@
-package train
+package optim
 
 import (
 	"math"
@@ -214,11 +214,9 @@ func referenceSGD(w, g, buf []float64, lr, wd, mu float64, nesterov bool) {
 }
 
 func TestChainMatchesPyTorchSGD(t *testing.T) {
-	cfg := DefaultConfig() // lr 0.1, momentum 0.9 Nesterov, weight decay 5e-4
-	chain := cfg.Optimizer()
-	if got, want := chain.Name(), "chain(weight_decay,momentum,learning_rate)"; got != want {
-		t.Fatalf("default optimizer %s, want %s", got, want)
-	}
+	// PyTorch's SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4).
+	const wd, mu = 5e-4, 0.9
+	chain := Chain{WeightDecay{Rate: wd}, Momentum{Mu: mu, Nesterov: true}, LearningRateStep{}}
 	params := []tparam{
 		{dims: []int{2, 2}, value: []float32{0.5, -0.25, 1, 2}},
 		{dims: []int{2}, value: []float32{0.1, -0.1}},
@@ -241,7 +239,7 @@ func TestChainMatchesPyTorchSGD(t *testing.T) {
 			for j, v := range grads[s][i] {
 				g[j] = float64(v)
 			}
-			referenceSGD(w, g, buf, lr, cfg.WeightDecay, cfg.Momentum, true)
+			referenceSGD(w, g, buf, lr, wd, mu, true)
 			assertClose(t, "parameter after step", r[s].params[i], w)
 		}
 	}
