@@ -24,6 +24,10 @@ type LoaderOptions struct {
 	Prefetch int
 	// StartEpoch is the first epoch served (to resume a run).
 	StartEpoch int
+	// StartBatch is the first batch served of StartEpoch (to resume a run
+	// stopped within an epoch); the batches before it are skipped, and
+	// the later ones are exactly those of an uninterrupted stream.
+	StartBatch int
 }
 
 // Batch is one batch made by a Loader. Its buffers belong to the loader:
@@ -94,6 +98,9 @@ func NewLoader(src Source, opts LoaderOptions) (*Loader, error) {
 	if opts.StartEpoch < 0 {
 		return nil, fmt.Errorf("data loader: start epoch %d is negative", opts.StartEpoch)
 	}
+	if opts.StartBatch < 0 || opts.StartBatch >= core.numBatches {
+		return nil, fmt.Errorf("data loader: start batch %d is outside the epoch's %d batches", opts.StartBatch, core.numBatches)
+	}
 	if opts.Workers == 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -142,6 +149,7 @@ func (l *Loader) dispatch() {
 	defer l.wg.Done()
 	k := l.core
 	perm := make([]int32, k.sourceLength)
+	skip := uint64(l.opts.StartBatch)
 	for seq := uint64(0); ; seq++ {
 		var b *Batch
 		select {
@@ -149,9 +157,10 @@ func (l *Loader) dispatch() {
 		case <-l.quit:
 			return
 		}
-		epoch := l.opts.StartEpoch + int(seq/uint64(k.numBatches))
-		index := int(seq % uint64(k.numBatches))
-		if index == 0 {
+		pos := seq + skip
+		epoch := l.opts.StartEpoch + int(pos/uint64(k.numBatches))
+		index := int(pos % uint64(k.numBatches))
+		if index == 0 || seq == 0 {
 			k.order(perm, epoch)
 		}
 		b.seq, b.Epoch, b.Index, b.err = seq, epoch, index, nil

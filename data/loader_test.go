@@ -107,6 +107,29 @@ func TestLoaderMatchesBatcherForAnyWorkers(t *testing.T) {
 	// Resuming at epoch 2.
 	resumed := loaderStream(t, ds, LoaderOptions{BatchOptions: opts, Workers: 2, StartEpoch: 2}, 1)
 	sameStreams(t, "StartEpoch 2", resumed, want[2:])
+	// Resuming within epoch 1, at its batch 3: the rest of that epoch, then
+	// epoch 2 whole.
+	l, err := NewLoader(ds, LoaderOptions{BatchOptions: opts, Workers: 2, StartEpoch: 1, StartBatch: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var got []recorded
+	for len(got) < 2+5 {
+		b, err := l.Next()
+		if err == io.EOF {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, recorded{slices.Clone(b.Images), slices.Clone(b.Labels), b.N, b.Epoch, b.Index})
+		l.Release(b)
+	}
+	sameStreams(t, "StartEpoch 1, StartBatch 3", [][]recorded{got[:2], got[2:]}, [][]recorded{want[1][3:], want[2]})
+	if _, err := NewLoader(ds, LoaderOptions{BatchOptions: opts, StartBatch: 5}); err == nil {
+		t.Error("StartBatch past the epoch's last batch accepted")
+	}
 	// Augmentation really changes between epochs and seeds.
 	if slices.Equal(want[0][0].images, want[1][0].images) {
 		t.Error("epochs 0 and 1 start with identical batches")

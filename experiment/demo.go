@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/sgt-dev/sgt/train"
 )
 
 // Demo is the quick-start comparison of plain training against SGT: a grid
@@ -85,31 +87,26 @@ func (d Demo) Validate() error {
 	return nil
 }
 
-// GridArgs returns the train flags of the demo's grid (lists included) for
-// the dataset data; the seeds are given to NewGrid separately.
-func (d Demo) GridArgs(data string) []string {
-	args := []string{
-		"--data", data,
-		"--model", d.Model,
-		"--alpha", d.Alphas,
-		"--label-smoothing", d.LabelSmoothings,
-		"--epochs", strconv.Itoa(d.Epochs),
-		"--train-size", strconv.Itoa(d.TrainSize),
-		"--test-size", strconv.Itoa(d.TestSize),
-		"--batch-size", strconv.Itoa(d.BatchSize),
-		"--lr", strconv.FormatFloat(d.LR, 'g', -1, 64),
+// Grid returns the demo's grid for the dataset data: alpha and label
+// smoothing varied, the sizes fixed, over seeds 0..Seeds-1.
+func (d Demo) Grid(data string) (*Grid, error) {
+	settings := []train.Setting{
+		{Name: "data", Value: data},
+		{Name: "model", Value: d.Model},
+		{Name: AlphaFlag, Value: d.Alphas},
+		{Name: LabelSmoothingFlag, Value: d.LabelSmoothings},
+		{Name: EpochsFlag, Value: strconv.Itoa(d.Epochs)},
+		{Name: "train-size", Value: strconv.Itoa(d.TrainSize)},
+		{Name: "test-size", Value: strconv.Itoa(d.TestSize)},
+		{Name: "batch-size", Value: strconv.Itoa(d.BatchSize)},
+		{Name: "lr", Value: strconv.FormatFloat(d.LR, 'g', -1, 64)},
 	}
 	if d.Backend != "" {
-		args = append(args, "--backend", d.Backend)
+		settings = append(settings, train.Setting{Name: "backend", Value: d.Backend})
 	}
-	return args
-}
-
-// DemoSeeds returns the seeds 0..n-1.
-func DemoSeeds(n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i
+	seeds := make([]int, d.Seeds)
+	for i := range seeds {
+		seeds[i] = i
 	}
-	return out
+	return NewGrid("", settings, seeds)
 }

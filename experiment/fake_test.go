@@ -2,27 +2,26 @@ package experiment
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sgt-dev/sgt/rundir"
+	"github.com/sgt-dev/sgt/train"
 )
 
-// fakeTrain is a TrialFunc that writes a run directory like "sgt train"
-// does, with metrics that depend on the flags in a known way.
+// fakeTrain is a TrialFunc that writes a run directory through package
+// rundir, as train.Run does, with metrics that depend on the trial's
+// configuration in a known way.
 type fakeTrain struct {
 	mu    sync.Mutex
 	calls []fakeCall
-	// failAlpha makes trials with this --alpha value fail.
+	// failAlpha makes trials with this alpha fail.
 	failAlpha string
-	// panicAlpha makes trials with this --alpha value panic.
+	// panicAlpha makes trials with this alpha panic.
 	panicAlpha string
 	// block makes every trial wait until ctx is cancelled (after writing
 	// config.json and one metrics row); started gets a value when it waits.
@@ -35,8 +34,9 @@ type fakeTrain struct {
 }
 
 type fakeCall struct {
-	args []string
-	dir  string
+	trial  Trial
+	dir    string
+	resume bool
 }
 
 func (f *fakeTrain) numCalls() int {
@@ -45,24 +45,27 @@ func (f *fakeTrain) numCalls() int {
 	return len(f.calls)
 }
 
-// fakeAcc is the fake's final test accuracy: best at alpha 0.3, better with
-// more epochs, slightly different per seed.
+// fakeAcc is the fake's test accuracy after epoch epochs: best at alpha
+// 0.3, better with more epochs, slightly different per seed.
 func fakeAcc(alpha float64, epochs, seed int) float64 {
 	return 0.9 - (alpha-0.3)*(alpha-0.3) - 0.1/float64(epochs) + 0.001*float64(seed)
 }
 
-func flagValue(args []string, name string) (string, bool) {
-	for _, a := range args {
-		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
-			return v, true
-		}
+// fakeRows returns the metrics of a fake run of cfg up to epoch n.
+func fakeRows(cfg train.Config, n int) []rundir.EpochMetrics {
+	var rows []rundir.EpochMetrics
+	for e := 1; e <= n; e++ {
+		acc := fakeAcc(cfg.Alpha, e, int(cfg.Seed))
+		m := rundir.Unmeasured()
+		m.Epoch, m.LR, m.TrainLoss, m.TrainAcc, m.TestLoss, m.TestAcc, m.Seconds = e, 0.1, 1-acc+0.05, acc+0.05, 1-acc, acc, 1.5
+		rows = append(rows, m)
 	}
-	return "", false
+	return rows
 }
 
-func (f *fakeTrain) run(ctx context.Context, args []string, dir string, log io.Writer) error {
+func (f *fakeTrain) run(ctx context.Context, t Trial, dir string, resume bool, log io.Writer, _ func(train.StepProgress)) error {
 	f.mu.Lock()
-	f.calls = append(f.calls, fakeCall{args: append([]string(nil), args...), dir: dir})
+	f.calls = append(f.calls, fakeCall{trial: t, dir: dir, resume: resume})
 	f.running++
 	f.maxRunning = max(f.maxRunning, f.running)
 	f.mu.Unlock()
@@ -71,43 +74,21 @@ func (f *fakeTrain) run(ctx context.Context, args []string, dir string, log io.W
 		f.running--
 		f.mu.Unlock()
 	}()
-	fmt.Fprintf(log, "fake train %s\n", strings.Join(args, " "))
-	alphaStr, ok := flagValue(args, AlphaFlag)
-	if !ok {
-		alphaStr = "1"
-	}
-	if f.panicAlpha != "" && alphaStr == f.panicAlpha {
+	cfg := t.Config
+	alpha := FormatAlpha(cfg.Alpha)
+	fmt.Fprintf(log, "fake train %s\n", t.Name)
+	if f.panicAlpha != "" && alpha == f.panicAlpha {
 		panic("fake panic")
 	}
-	if f.failAlpha != "" && alphaStr == f.failAlpha {
-		return errors.New("fake failure for alpha " + alphaStr)
+	if f.failAlpha != "" && alpha == f.failAlpha {
+		return errors.New("fake failure for alpha " + alpha)
 	}
-	alpha, err := strconv.ParseFloat(alphaStr, 64)
-	if err != nil {
+	if err := rundir.WriteRecord(dir, &rundir.Record{ID: rundir.NewID(), Config: rundir.Config(cfg)}); err != nil {
 		return err
 	}
-	epochs, seed := 2, 0
-	if v, ok := flagValue(args, EpochsFlag); ok {
-		epochs, _ = strconv.Atoi(v)
-	}
-	if v, ok := flagValue(args, SeedFlag); ok {
-		seed, _ = strconv.Atoi(v)
-	}
-	ls := 0.0
-	if v, ok := flagValue(args, LabelSmoothingFlag); ok {
-		ls, _ = strconv.ParseFloat(v, 64)
-	}
-	cfg := map[string]any{"config": map[string]any{"alpha": alpha, "label_smoothing": ls, "seed": seed, "epochs": epochs}}
-	data, _ := json.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(dir, ConfigFile), data, 0o644); err != nil {
-		return err
-	}
-	var rows strings.Builder
-	rows.WriteString("epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds\n")
-	for e := 1; e <= epochs; e++ {
-		acc := fakeAcc(alpha, e, seed)
-		fmt.Fprintf(&rows, "%d,0.1,%g,%g,%g,%g,1.5\n", e, 1-acc+0.05, acc+0.05, 1-acc, acc)
-		if err := os.WriteFile(filepath.Join(dir, MetricsFile), []byte(rows.String()), 0o644); err != nil {
+	rows := fakeRows(cfg, cfg.Epochs)
+	for e := 1; e <= cfg.Epochs; e++ {
+		if err := rundir.WriteMetrics(dir, rows[:e]); err != nil {
 			return err
 		}
 		if f.block {
@@ -125,16 +106,40 @@ func (f *fakeTrain) run(ctx context.Context, args []string, dir string, log io.W
 			return ctx.Err()
 		}
 	}
-	return os.WriteFile(filepath.Join(dir, SummaryFile), []byte(`{"epochs":`+strconv.Itoa(epochs)+`}`), 0o644)
+	best := 0
+	for i := range rows {
+		if rows[i].TestAcc > rows[best].TestAcc {
+			best = i
+		}
+	}
+	return rundir.WriteSummary(dir, &rundir.Summary{Epochs: cfg.Epochs, Final: rows[len(rows)-1], BestTestAcc: rows[best].TestAcc, BestEpoch: best + 1, Steps: 10 * cfg.Epochs})
 }
 
 func approx(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
-func mustGrid(t *testing.T, args []string, seeds []int) *Grid {
+// set returns settings from name, value pairs.
+func set(kv ...string) []train.Setting {
+	var out []train.Setting
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, train.Setting{Name: kv[i], Value: kv[i+1]})
+	}
+	return out
+}
+
+func mustGrid(t *testing.T, settings []train.Setting, seeds []int) *Grid {
 	t.Helper()
-	g, err := NewGrid(args, seeds, FlagKinds{})
+	g, err := NewGrid("", settings, seeds)
 	if err != nil {
-		t.Fatalf("NewGrid(%q): %v", args, err)
+		t.Fatalf("NewGrid(%v): %v", settings, err)
 	}
 	return g
+}
+
+func mustTrials(t *testing.T, g *Grid) []Trial {
+	t.Helper()
+	trials, err := g.Trials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trials
 }

@@ -1,158 +1,102 @@
-// Package experiment runs many training runs: grids (the cartesian product
-// of flag values, repeated over seeds), successive-halving searches over the
-// SGT exponent alpha, and the demo comparison. Every trial is an ordinary
-// "sgt train" run directory (config.json, metrics.csv, summary.json) inside
-// the experiment directory, which also holds a manifest (grid.json), one
-// status file per trial and the merged results (results.csv, results.json).
-//
-// The package does not know how a trial is trained: callers pass a TrialFunc
-// (the CLI adapts its train command), so tests can use fakes.
 package experiment
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"io"
+	"io/fs"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sgt-dev/sgt/rundir"
+	"github.com/sgt-dev/sgt/train"
 )
 
-// TrialFunc trains one trial: args are the "sgt train" flags of the trial
-// (without --out), dir is the run directory to write into (it exists), and
-// log receives the trial's output. It must return promptly with an error once
-// ctx is cancelled.
-type TrialFunc func(ctx context.Context, args []string, dir string, log io.Writer) error
-
-// Names of the train flags that experiments set themselves.
-const (
-	// SeedFlag is the train flag that sets the random seed.
-	SeedFlag = "seed"
-	// AlphaFlag is the train flag that sets the SGT exponent alpha.
-	AlphaFlag = "alpha"
-	// EpochsFlag is the train flag that sets the number of epochs.
-	EpochsFlag = "epochs"
-	// LabelSmoothingFlag is the train flag that sets the label smoothing.
-	LabelSmoothingFlag = "label-smoothing"
-	// OutFlag is the train flag that names the run directory.
-	OutFlag = "out"
-	// ResumeFlag is the train flag that resumes an interrupted run.
-	ResumeFlag = "resume"
-)
-
-// Axis is one varied setting of a grid: a train flag and its values.
-type Axis struct {
-	// Name is the flag name without dashes.
-	Name string `json:"name"`
-	// Values are the alternatives in command-line order.
-	Values []string `json:"values"`
-}
-
-// Setting is one name=value pair that distinguishes a trial.
-type Setting struct {
-	// Name is the flag name without dashes ("seed" for the seed).
-	Name string `json:"name"`
-	// Value is the flag value as passed to train.
-	Value string `json:"value"`
-}
-
-// Trial is one training run of an experiment.
-type Trial struct {
-	// Index is the trial's position in the experiment (shards use it).
-	Index int `json:"index"`
-	// Name is the trial's readable, stable name, e.g.
-	// "alpha=0.3_label-smoothing=0.1_seed=1".
-	Name string `json:"name"`
-	// Dir is the trial's run directory relative to the experiment directory.
-	Dir string `json:"dir"`
-	// Args are the train flags of the trial, without --out.
-	Args []string `json:"args"`
-	// Settings are the varied settings in axis order, the seed last.
-	Settings []Setting `json:"settings"`
-	// Seed is the trial's random seed.
-	Seed int `json:"seed"`
-}
-
-// Setting returns the value of the named setting of the trial.
-func (t Trial) Setting(name string) (string, bool) {
-	for _, s := range t.Settings {
-		if s.Name == name {
-			return s.Value, true
-		}
-	}
-	return "", false
-}
-
-// Grid is the specification of a grid: fixed flags, varied flags, seeds.
+// Grid is the specification of a grid: a starting recipe, settings every
+// trial shares, varied settings and seeds.
 type Grid struct {
-	// Flags are all train flags in command-line order; those named by an
-	// axis get the axis values.
-	Flags []Flag `json:"flags"`
-	// Axes are the varied flags in command-line order.
+	// Recipe is the recipe every trial starts from ("" for the defaults of
+	// "sgt train").
+	Recipe string `json:"recipe,omitempty"`
+	// Fixed are the settings every trial has, in command-line order.
+	Fixed []train.Setting `json:"fixed"`
+	// Axes are the varied settings in command-line order.
 	Axes []Axis `json:"axes"`
+	// Rows, when set, are alternative sets of settings (a recipe's rows,
+	// e.g. the label-smoothing ablation's): every row is combined with
+	// every choice of the axes. A row is applied after Fixed.
+	Rows []Row `json:"rows,omitempty"`
 	// Seeds are the seeds every setting is repeated over.
 	Seeds []int `json:"seeds"`
 }
 
-// NewGrid builds a grid from train flags in which any value may be a
-// comma-separated list (see SplitValues), and the seeds to repeat every
-// setting over. seeds may be nil; then the train flag --seed, possibly a
-// list, gives them, and without it the only seed is 0. Giving both --seed
-// and seeds is an error, as is a flag given twice or --out.
-func NewGrid(trainArgs []string, seeds []int, kinds FlagKinds) (*Grid, error) {
-	flags, err := ParseFlags(trainArgs, kinds)
-	if err != nil {
-		return nil, err
-	}
-	g := &Grid{}
+// Row is one named set of settings of a grid.
+type Row struct {
+	// Name names the row in trial names ("row=<Name>").
+	Name string `json:"name"`
+	// Settings are applied over the grid's fixed settings.
+	Settings []train.Setting `json:"settings"`
+}
+
+// NewGrid builds a grid from settings in which any value may list
+// alternatives (see SplitValues), over the given recipe, and the seeds to
+// repeat every setting over. seeds may be nil; then the setting "seed",
+// possibly a list, gives them, and without it the only seed is 0. Giving
+// both is an error, as is a setting given twice or an unknown one. Every
+// trial's configuration is built and validated, so a bad value is
+// reported before anything runs, as a *train.FieldError naming the flag.
+func NewGrid(recipe string, settings []train.Setting, seeds []int) (*Grid, error) {
+	flags := train.FlagSet(new(train.Config))
+	g := &Grid{Recipe: recipe}
 	seen := map[string]bool{}
-	for _, f := range flags {
-		if seen[f.Name] {
-			return nil, fmt.Errorf("flag --%s given twice", f.Name)
+	for _, s := range settings {
+		f := flags.Lookup(s.Name)
+		if f == nil {
+			return nil, &train.FieldError{Field: s.Name, Err: train.ErrUnknownSetting}
 		}
-		seen[f.Name] = true
-		switch f.Name {
-		case OutFlag:
-			return nil, fmt.Errorf("flag --%s is set by the grid for every trial; use the grid's --out", OutFlag)
-		case ResumeFlag:
-			return nil, fmt.Errorf("flag --%s is managed by the grid: rerun the same grid command to resume it", ResumeFlag)
+		if seen[s.Name] {
+			return nil, &train.FieldError{Field: s.Name, Err: errors.New("given twice")}
 		}
-		if f.Bare {
-			g.Flags = append(g.Flags, f)
-			continue
-		}
-		values, err := SplitValues(f.Value, kinds.isList(f.Name))
+		seen[s.Name] = true
+		values, err := SplitValues(s.Value, train.IsListFlag(f))
 		if err != nil {
-			return nil, fmt.Errorf("flag --%s: %w", f.Name, err)
+			return nil, &train.FieldError{Field: s.Name, Err: err}
 		}
-		if f.Name == SeedFlag {
+		if s.Name == SeedFlag {
 			if seeds != nil {
-				return nil, fmt.Errorf("give the seeds either with --seeds or with --%s, not both", SeedFlag)
+				return nil, &train.FieldError{Field: SeedFlag, Err: errors.New("give the seeds either with --seeds or with --seed, not both")}
 			}
 			if seeds, err = parseSeedList(values); err != nil {
-				return nil, fmt.Errorf("flag --%s: %w", SeedFlag, err)
+				return nil, &train.FieldError{Field: SeedFlag, Err: err}
 			}
 			continue
 		}
 		if err := checkDistinct(values); err != nil {
-			return nil, fmt.Errorf("flag --%s: %w", f.Name, err)
+			return nil, &train.FieldError{Field: s.Name, Err: err}
 		}
 		if len(values) > 1 {
-			g.Axes = append(g.Axes, Axis{Name: f.Name, Values: values})
+			g.Axes = append(g.Axes, Axis{Name: s.Name, Values: values})
+			continue
 		}
-		g.Flags = append(g.Flags, Flag{Name: f.Name, Value: values[0]})
+		g.Fixed = append(g.Fixed, train.Setting{Name: s.Name, Value: values[0]})
 	}
 	if seeds == nil {
 		seeds = []int{0}
 	}
 	if len(seeds) == 0 {
-		return nil, fmt.Errorf("no seeds")
+		return nil, &train.FieldError{Field: SeedFlag, Err: errors.New("no seeds")}
 	}
 	if err := checkDistinct(seeds); err != nil {
-		return nil, fmt.Errorf("seeds: %w", err)
+		return nil, &train.FieldError{Field: SeedFlag, Err: err}
 	}
 	g.Seeds = seeds
+	if _, err := g.Trials(); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -165,6 +109,41 @@ func checkDistinct[T comparable](values []T) error {
 		seen[v] = true
 	}
 	return nil
+}
+
+// SplitValues splits a grid value into its alternatives: on "," (or on ";"
+// for list-valued flags such as --milestones). A backslash escapes the
+// separator ("\," keeps a literal comma) and itself ("\\"). Empty
+// alternatives are an error.
+func SplitValues(value string, listValued bool) ([]string, error) {
+	sep := byte(',')
+	if listValued {
+		sep = ';'
+	}
+	var (
+		out []string
+		cur strings.Builder
+	)
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		switch {
+		case c == '\\' && i+1 < len(value) && (value[i+1] == sep || value[i+1] == '\\'):
+			cur.WriteByte(value[i+1])
+			i++
+		case c == sep:
+			out = append(out, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	out = append(out, cur.String())
+	for _, v := range out {
+		if strings.TrimSpace(v) == "" {
+			return nil, fmt.Errorf("value list %q has an empty entry", value)
+		}
+	}
+	return out, nil
 }
 
 // ParseSeeds parses the --seeds flag of grids and searches: a count N
@@ -226,66 +205,76 @@ func parseSeedList(values []string) ([]int, error) {
 }
 
 // Trials expands the grid into its trials: the seed varies slowest (every
-// setting with the first seed comes first), then the axes in command-line
-// order, the last axis fastest. Each trial's args are the grid's flags with
-// the trial's values, then --seed.
-func (g *Grid) Trials() []Trial {
-	n := len(g.Seeds)
-	for _, a := range g.Axes {
-		n *= len(a.Values)
+// setting with the first seed comes first), then the rows, then the axes in
+// command-line order, the last axis fastest. Each trial's configuration is
+// the recipe's (or the defaults) with the fixed settings, the row's and the
+// trial's axis values and seed applied, and validated.
+func (g *Grid) Trials() ([]Trial, error) {
+	rows := g.Rows
+	if len(rows) == 0 {
+		rows = []Row{{}}
 	}
-	trials := make([]Trial, 0, n)
+	var trials []Trial
 	choice := make([]int, len(g.Axes))
 	for _, seed := range g.Seeds {
-		for i := range choice {
-			choice[i] = 0
-		}
-		for {
-			trials = append(trials, g.trial(len(trials), choice, seed))
-			// Advance the odometer, last axis fastest.
-			k := len(choice) - 1
-			for ; k >= 0; k-- {
-				choice[k]++
-				if choice[k] < len(g.Axes[k].Values) {
+		for _, row := range rows {
+			clear(choice)
+			for {
+				t, err := g.trial(len(trials), row, choice, seed)
+				if err != nil {
+					return nil, err
+				}
+				trials = append(trials, t)
+				// Advance the odometer, last axis fastest.
+				k := len(choice) - 1
+				for ; k >= 0; k-- {
+					choice[k]++
+					if choice[k] < len(g.Axes[k].Values) {
+						break
+					}
+					choice[k] = 0
+				}
+				if k < 0 {
 					break
 				}
-				choice[k] = 0
-			}
-			if k < 0 {
-				break
 			}
 		}
 	}
 	uniquifyNames(trials)
-	return trials
+	return trials, nil
 }
 
-func (g *Grid) trial(index int, choice []int, seed int) Trial {
-	value := map[string]string{}
-	var settings []Setting
+func (g *Grid) trial(index int, row Row, choice []int, seed int) (Trial, error) {
+	var varied []train.Setting
+	if row.Name != "" {
+		varied = append(varied, train.Setting{Name: "row", Value: row.Name})
+	}
+	settings := slices.Clone(g.Fixed)
+	settings = append(settings, row.Settings...)
 	for i, a := range g.Axes {
-		v := a.Values[choice[i]]
-		value[a.Name] = v
-		settings = append(settings, Setting{Name: a.Name, Value: v})
+		s := train.Setting{Name: a.Name, Value: a.Values[choice[i]]}
+		varied = append(varied, s)
+		settings = append(settings, s)
 	}
-	settings = append(settings, Setting{Name: SeedFlag, Value: strconv.Itoa(seed)})
-	args := make([]string, 0, len(g.Flags)+1)
-	for _, f := range g.Flags {
-		if v, ok := value[f.Name]; ok {
-			f.Value = v
-		}
-		args = append(args, f.Arg())
+	seedSetting := train.Setting{Name: SeedFlag, Value: strconv.Itoa(seed)}
+	varied = append(varied, seedSetting)
+	settings = append(settings, seedSetting)
+	cfg, err := train.ConfigFor(g.Recipe, settings)
+	if err == nil {
+		err = cfg.Validate()
 	}
-	args = append(args, Flag{Name: SeedFlag, Value: strconv.Itoa(seed)}.Arg())
-	name := TrialName(settings)
-	return Trial{Index: index, Name: name, Dir: name, Args: args, Settings: settings, Seed: seed}
+	if err != nil {
+		return Trial{}, err
+	}
+	name := TrialName(varied)
+	return Trial{Index: index, Name: name, Dir: name, Settings: varied, Seed: seed, Config: cfg}, nil
 }
 
 // TrialName returns the directory-safe name of a trial with the given
 // settings: "name=value" pairs joined by "_", with characters other than
 // letters, digits and ".+-=," replaced by "-". Names longer than 120 bytes
 // are cut and completed with a hash of the full name, so they stay unique.
-func TrialName(settings []Setting) string {
+func TrialName(settings []train.Setting) string {
 	parts := make([]string, len(settings))
 	for i, s := range settings {
 		parts[i] = sanitize(s.Name) + "=" + sanitize(s.Value)
@@ -348,4 +337,154 @@ func ParseShard(s string) (i, n int, err error) {
 		return 0, 0, fmt.Errorf("shard %q: want I/N with 0 <= I < N, e.g. 0/4", s)
 	}
 	return i, n, nil
+}
+
+// PrepareGrid returns the manifest of grid g in the experiment directory
+// dir, and the trials this grid runs (with their indices in the manifest).
+// A new directory gets a new manifest. A directory that holds a grid keeps
+// it: rerunning the same grid resumes it, and a grid that adds values or
+// seeds to it (with the same recipe, fixed settings and varied settings)
+// grows it by the new trials, after the old ones. A change that would
+// alter existing trials is refused with an error naming the difference,
+// as is a directory holding another kind of experiment.
+func PrepareGrid(dir string, g *Grid, command []string) (*Manifest, []Trial, error) {
+	trials, err := g.Trials()
+	if err != nil {
+		return nil, nil, err
+	}
+	old, err := ReadManifest(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		m := &Manifest{Kind: KindGrid, Command: command, Grid: g, Axes: g.Axes, Seeds: g.Seeds}
+		for _, t := range trials {
+			m.Trials = append(m.Trials, TrialRecord{Trial: t})
+		}
+		return m, trials, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	if old.Kind != KindGrid || old.Grid == nil {
+		return nil, nil, fmt.Errorf("%s holds a %s, not a grid; choose another --out", dir, old.Kind)
+	}
+	if err := compatible(old.Grid, g); err != nil {
+		return nil, nil, fmt.Errorf("%s holds a grid that this command would change (%w; made by %q); rerun that command to resume it, add only values or seeds, or choose another --out",
+			dir, err, strings.Join(old.Command, " "))
+	}
+	byName := map[string]int{}
+	for i, t := range old.Trials {
+		byName[t.Name] = i
+	}
+	m := old
+	m.Command = command
+	grown := *g
+	grown.Axes = mergeAxes(old.Grid.Axes, g.Axes)
+	grown.Seeds = mergeSeeds(old.Grid.Seeds, g.Seeds)
+	m.Grid, m.Axes, m.Seeds = &grown, grown.Axes, grown.Seeds
+	for i, t := range trials {
+		if j, ok := byName[t.Name]; ok {
+			if d := rundir.Diff(rundir.Config(old.Trials[j].Config), rundir.Config(t.Config)); d != nil {
+				return nil, nil, fmt.Errorf("%s: trial %s was made with other settings (%s); choose another --out",
+					dir, t.Name, strings.Join(d, "; "))
+			}
+			trials[i].Index = old.Trials[j].Index
+			continue
+		}
+		trials[i].Index = len(m.Trials)
+		m.Trials = append(m.Trials, TrialRecord{Trial: trials[i]})
+	}
+	return m, trials, nil
+}
+
+// compatible reports how grid b differs from grid a other than by added
+// values and seeds (nil when it does not).
+func compatible(a, b *Grid) error {
+	if a.Recipe != b.Recipe {
+		return fmt.Errorf("recipe %q vs %q", a.Recipe, b.Recipe)
+	}
+	if !slices.EqualFunc(a.Axes, b.Axes, func(x, y Axis) bool { return x.Name == y.Name }) {
+		return fmt.Errorf("varied settings %s vs %s", axisNames(a.Axes), axisNames(b.Axes))
+	}
+	fa, fb := settingMap(a.Fixed), settingMap(b.Fixed)
+	for name, v := range fa {
+		if w, ok := fb[name]; !ok {
+			return fmt.Errorf("--%s %s is no longer given", name, v)
+		} else if w != v {
+			return fmt.Errorf("--%s %s vs %s", name, v, w)
+		}
+	}
+	for name, v := range fb {
+		if _, ok := fa[name]; !ok {
+			return fmt.Errorf("--%s %s is new", name, v)
+		}
+	}
+	if !slices.EqualFunc(a.Rows, b.Rows, func(x, y Row) bool { return x.Name == y.Name && slices.Equal(x.Settings, y.Settings) }) {
+		return errors.New("the recipe's rows differ")
+	}
+	return nil
+}
+
+func settingMap(s []train.Setting) map[string]string {
+	m := map[string]string{}
+	for _, x := range s {
+		m[x.Name] = x.Value
+	}
+	return m
+}
+
+func axisNames(axes []Axis) string {
+	if len(axes) == 0 {
+		return "(none)"
+	}
+	names := make([]string, len(axes))
+	for i, a := range axes {
+		names[i] = a.Name
+	}
+	return strings.Join(names, ",")
+}
+
+// mergeAxes returns a's axes with b's new values appended.
+func mergeAxes(a, b []Axis) []Axis {
+	out := make([]Axis, len(a))
+	for i := range a {
+		out[i] = Axis{Name: a[i].Name, Values: slices.Clone(a[i].Values)}
+		for _, v := range b[i].Values {
+			if !slices.Contains(out[i].Values, v) {
+				out[i].Values = append(out[i].Values, v)
+			}
+		}
+	}
+	return out
+}
+
+// mergeSeeds returns a's seeds with b's new ones appended.
+func mergeSeeds(a, b []int) []int {
+	out := slices.Clone(a)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// RunGrid runs grid g in the experiment directory dir with runner r: it
+// writes or grows the manifest, runs the grid's trials of r's shard
+// (skipping finished ones) and writes results.csv and results.json.
+// command is recorded in the manifest. The summary says which trials
+// failed; the error is for bookkeeping failures, refused directories and
+// cancellation.
+func RunGrid(ctx context.Context, dir string, g *Grid, command []string, r *Runner) (RunSummary, []Result, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return RunSummary{}, nil, fmt.Errorf("creating grid directory: %w", err)
+	}
+	m, trials, err := PrepareGrid(dir, g, command)
+	if err != nil {
+		return RunSummary{}, nil, err
+	}
+	sum, runErr := r.Run(ctx, dir, m, trials)
+	_, results, err := Collect(dir)
+	if runErr != nil {
+		return sum, results, runErr
+	}
+	return sum, results, err
 }

@@ -1,43 +1,18 @@
 package experiment
 
 import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-)
 
-func TestParseFlags(t *testing.T) {
-	kinds := FlagKinds{IsBool: func(n string) bool { return n == "nesterov" || n == "force" }}
-	// A known boolean never takes the next word: "false" is then a stray word.
-	if got, err := ParseFlags([]string{"--nesterov", "false"}, kinds); err == nil {
-		t.Fatalf("want an error for the stray word, got %+v", got)
-	}
-	got, err := ParseFlags([]string{"--alpha", "0.3,1", "-lr=0.1", "--nesterov", "--x", "-0.5", "--force", "--milestones", "1,2"}, kinds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []Flag{{Name: "alpha", Value: "0.3,1"}, {Name: "lr", Value: "0.1"}, {Name: "nesterov", Bare: true},
-		{Name: "x", Value: "-0.5"}, {Name: "force", Bare: true}, {Name: "milestones", Value: "1,2"}}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %+v\nwant %+v", got, want)
-	}
-	if a := FlagArgs(got); a[2] != "--nesterov" || a[3] != "--x=-0.5" {
-		t.Fatalf("FlagArgs: %q", a)
-	}
-	// Unknown kinds: a flag followed by a flag or nothing is bare.
-	got, err = ParseFlags([]string{"--a", "--b", "1", "--c"}, FlagKinds{})
-	if err != nil || !got[0].Bare || got[1].Value != "1" || !got[2].Bare {
-		t.Fatalf("got %+v, %v", got, err)
-	}
-	for _, bad := range [][]string{{"positional"}, {"---x"}, {"--=1"}, {"--"}} {
-		if _, err := ParseFlags(bad, FlagKinds{}); err == nil {
-			t.Errorf("ParseFlags(%q): want an error", bad)
-		}
-	}
-	if _, err := ParseFlags([]string{"--lr"}, FlagKinds{IsBool: func(string) bool { return false }}); err == nil || !strings.Contains(err.Error(), "--lr") {
-		t.Errorf("missing value: got %v", err)
-	}
-}
+	"github.com/sgt-dev/sgt/rundir"
+	"github.com/sgt-dev/sgt/train"
+)
 
 func TestSplitValues(t *testing.T) {
 	cases := []struct {
@@ -78,11 +53,12 @@ func TestParseSeeds(t *testing.T) {
 }
 
 func TestGridTrials(t *testing.T) {
-	g := mustGrid(t, []string{"--model", "mlp", "--alpha", "0.05,0.3,1", "--label-smoothing", "0,0.1", "--epochs", "2"}, []int{0, 1})
+	settings := set("model", "mlp", "alpha", "0.05,0.3,1", "label-smoothing", "0,0.1", "epochs", "2")
+	g := mustGrid(t, settings, []int{0, 1})
 	if len(g.Axes) != 2 || g.Axes[0].Name != "alpha" || g.Axes[1].Name != "label-smoothing" {
 		t.Fatalf("axes: %+v", g.Axes)
 	}
-	trials := g.Trials()
+	trials := mustTrials(t, g)
 	if len(trials) != 3*2*2 {
 		t.Fatalf("%d trials, want 12", len(trials))
 	}
@@ -90,14 +66,16 @@ func TestGridTrials(t *testing.T) {
 	if first.Name != "alpha=0.05_label-smoothing=0_seed=0" || first.Dir != first.Name {
 		t.Errorf("first trial name %q", first.Name)
 	}
-	wantArgs := []string{"--model=mlp", "--alpha=0.05", "--label-smoothing=0", "--epochs=2", "--seed=0"}
-	if !reflect.DeepEqual(first.Args, wantArgs) {
-		t.Errorf("first trial args %q, want %q", first.Args, wantArgs)
+	// The trial's configuration is sgt train's defaults with its settings.
+	want := train.DefaultConfig()
+	want.Model, want.Alpha, want.LabelSmoothing, want.Epochs, want.Seed = "mlp", 0.05, 0, 2, 0
+	if !reflect.DeepEqual(first.Config, want) {
+		t.Errorf("first trial config %+v, want %+v", first.Config, want)
 	}
-	if trials[1].Name != "alpha=0.05_label-smoothing=0.1_seed=0" {
+	if trials[1].Name != "alpha=0.05_label-smoothing=0.1_seed=0" || trials[1].Config.LabelSmoothing != 0.1 {
 		t.Errorf("last axis must vary fastest, got %q", trials[1].Name)
 	}
-	if trials[6].Name != "alpha=0.05_label-smoothing=0_seed=1" || trials[6].Seed != 1 {
+	if trials[6].Name != "alpha=0.05_label-smoothing=0_seed=1" || trials[6].Seed != 1 || trials[6].Config.Seed != 1 {
 		t.Errorf("seed must vary slowest, got %q", trials[6].Name)
 	}
 	names := map[string]bool{}
@@ -109,55 +87,62 @@ func TestGridTrials(t *testing.T) {
 			t.Errorf("duplicate trial name %q", tr.Name)
 		}
 		names[tr.Name] = true
-		if v, _ := tr.Setting("alpha"); !strings.Contains(strings.Join(tr.Args, " "), "--alpha="+v) {
-			t.Errorf("trial %s: args %q lack its alpha", tr.Name, tr.Args)
+		if v, _ := tr.Setting("alpha"); FormatAlpha(tr.Config.Alpha) != v {
+			t.Errorf("trial %s: config alpha %v", tr.Name, tr.Config.Alpha)
 		}
 	}
-	// Stable: the same grid gives the same trials.
-	if !reflect.DeepEqual(trials, mustGrid(t, []string{"--model", "mlp", "--alpha", "0.05,0.3,1", "--label-smoothing", "0,0.1", "--epochs", "2"}, []int{0, 1}).Trials()) {
+	if !reflect.DeepEqual(trials, mustTrials(t, mustGrid(t, settings, []int{0, 1}))) {
 		t.Error("trials are not stable")
 	}
 }
 
 func TestGridSeedsAndErrors(t *testing.T) {
-	g := mustGrid(t, []string{"--seed", "3,4"}, nil)
-	if !reflect.DeepEqual(g.Seeds, []int{3, 4}) || len(g.Trials()) != 2 || g.Trials()[1].Name != "seed=4" {
-		t.Errorf("--seed list: seeds %v trials %+v", g.Seeds, g.Trials())
+	g := mustGrid(t, set("seed", "3,4"), nil)
+	trials := mustTrials(t, g)
+	if !reflect.DeepEqual(g.Seeds, []int{3, 4}) || len(trials) != 2 || trials[1].Name != "seed=4" {
+		t.Errorf("--seed list: seeds %v trials %+v", g.Seeds, trials)
 	}
 	if g := mustGrid(t, nil, nil); !reflect.DeepEqual(g.Seeds, []int{0}) {
 		t.Errorf("default seeds %v", g.Seeds)
 	}
 	// A list-valued flag varies over ";" only.
-	g, err := NewGrid([]string{"--milestones", "100,150;50,75"}, nil, FlagKinds{IsList: func(n string) bool { return n == "milestones" }})
-	if err != nil || len(g.Axes) != 1 || g.Axes[0].Values[0] != "100,150" {
-		t.Fatalf("list-valued flag: %+v, %v", g, err)
+	g = mustGrid(t, set("schedule", "step", "epochs", "200", "milestones", "100,150;50,75"), nil)
+	if len(g.Axes) != 1 || g.Axes[0].Values[0] != "100,150" || mustTrials(t, g)[1].Config.Milestones[1] != 75 {
+		t.Fatalf("list-valued flag: %+v", g)
 	}
-	for _, bad := range [][]string{
-		{"--alpha", "1", "--alpha", "0.3"},
-		{"--out", "x"},
-		{"--resume"},
-		{"--alpha", "0.3,0.3"},
-		{"--seed", "1", "--lr", "0.1"}, // with explicit seeds below
+	for _, tc := range []struct {
+		settings []train.Setting
+		field    string
+	}{
+		{set("alpha", "1", "alpha", "0.3"), "alpha"},
+		{set("out", "x"), "out"},
+		{set("resume", "x"), "resume"},
+		{set("alpha", "0.3,0.3"), "alpha"},
+		{set("alpha", "0.3,x"), "alpha"},
+		{set("model", "nosuchmodel,mlp"), "model"},
+		{set("data", "nosuchdata"), "data"},
+		{set("seed", "1", "lr", "0.1"), "seed"}, // with explicit seeds below
 	} {
-		if _, err := NewGrid(bad, []int{0}, FlagKinds{}); err == nil {
-			t.Errorf("NewGrid(%q): want an error", bad)
+		_, err := NewGrid("", tc.settings, []int{0})
+		var fe *train.FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("NewGrid(%v): err %v, want a FieldError naming --%s", tc.settings, err, tc.field)
 		}
 	}
 }
 
 func TestTrialNameSanitized(t *testing.T) {
-	name := TrialName([]Setting{{Name: "data-dir", Value: "/a b/c"}, {Name: "seed", Value: "0"}})
+	name := TrialName(set("data-dir", "/a b/c", "seed", "0"))
 	if name != "data-dir=-a-b-c_seed=0" {
 		t.Errorf("got %q", name)
 	}
-	long := TrialName([]Setting{{Name: "x", Value: strings.Repeat("a", 300)}})
-	long2 := TrialName([]Setting{{Name: "x", Value: strings.Repeat("a", 299) + "b"}})
+	long := TrialName(set("x", strings.Repeat("a", 300)))
+	long2 := TrialName(set("x", strings.Repeat("a", 299)+"b"))
 	if len(long) > 120 || long == long2 {
 		t.Errorf("long names must be cut and stay distinct: %q %q", long, long2)
 	}
 	// Values that collide after sanitising get distinct names.
-	g := mustGrid(t, []string{"--data", "a/b,a b"}, nil)
-	tr := g.Trials()
+	tr := mustTrials(t, mustGrid(t, set("data-dir", "a/b,a b"), nil))
 	if tr[0].Name == tr[1].Name {
 		t.Errorf("colliding names: %q", tr[0].Name)
 	}
@@ -173,7 +158,6 @@ func TestShard(t *testing.T) {
 			t.Errorf("ParseShard(%q): want an error", bad)
 		}
 	}
-	// Every index belongs to exactly one shard.
 	for idx := range 20 {
 		count := 0
 		for s := range 3 {
@@ -185,4 +169,139 @@ func TestShard(t *testing.T) {
 			t.Errorf("index %d is in %d shards", idx, count)
 		}
 	}
+}
+
+// TestGridGrows: adding seeds or values runs only the new trials and keeps
+// the old ones; a change that would alter existing trials is refused with
+// the difference named.
+func TestGridGrows(t *testing.T) {
+	dir := t.TempDir()
+	fake := &fakeTrain{}
+	r := &Runner{Train: fake.run}
+	base := set("alpha", "0.3,1", "epochs", "2")
+	if sum, _, err := RunGrid(context.Background(), dir, mustGrid(t, base, []int{0, 1}), nil, r); err != nil || sum.Done != 4 {
+		t.Fatalf("first grid: %+v %v", sum, err)
+	}
+	sum, results, err := RunGrid(context.Background(), dir, mustGrid(t, base, []int{0, 1, 2}), nil, r)
+	if err != nil || sum.Done != 2 || sum.Skipped != 4 || fake.numCalls() != 6 || len(results) != 6 {
+		t.Fatalf("adding a seed: %+v %v, %d calls, %d results", sum, err, fake.numCalls(), len(results))
+	}
+	sum, _, err = RunGrid(context.Background(), dir, mustGrid(t, set("alpha", "0.3,1,0.05", "epochs", "2"), []int{0}), nil, r)
+	if err != nil || sum.Done != 1 || sum.Skipped != 2 || fake.numCalls() != 7 {
+		t.Fatalf("adding a value: %+v %v", sum, err)
+	}
+	m, err := ReadManifest(dir)
+	if err != nil || len(m.Trials) != 7 || !reflect.DeepEqual(m.Seeds, []int{0, 1, 2}) || len(m.Axes[0].Values) != 3 {
+		t.Fatalf("grown manifest: %v %+v", err, m)
+	}
+	for i, tr := range m.Trials {
+		if tr.Index != i {
+			t.Errorf("trial %s has index %d at position %d", tr.Name, tr.Index, i)
+		}
+	}
+	for _, tc := range []struct {
+		settings []train.Setting
+		want     string
+	}{
+		{set("alpha", "0.3,1", "epochs", "3"), "--epochs 2 vs 3"},
+		{set("alpha", "0.3,1"), "--epochs 2 is no longer given"},
+		{set("alpha", "0.3,1", "epochs", "2", "lr", "0.05"), "--lr 0.05 is new"},
+		{set("alpha", "0.3,1", "epochs", "2,3"), "varied settings"},
+	} {
+		_, _, err := RunGrid(context.Background(), dir, mustGrid(t, tc.settings, nil), nil, r)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err %v, want one naming %q", tc.settings, err, tc.want)
+		}
+	}
+	if fake.numCalls() != 7 {
+		t.Errorf("refused grids ran %d trials", fake.numCalls()-7)
+	}
+}
+
+// TestGridRefusesForeignTrialDirs: a finished run with other settings in a
+// folder named like a trial is not adopted, and a folder of files sgt did
+// not write is neither used nor emptied.
+func TestGridRefusesForeignTrialDirs(t *testing.T) {
+	fake := &fakeTrain{}
+	r := &Runner{Train: fake.run}
+	settings := set("alpha", "1,0.3", "epochs", "2")
+	g := mustGrid(t, settings, nil)
+
+	// A finished run of alpha 0.05 sits where trial alpha=1 goes.
+	dir := t.TempDir()
+	other, err := train.ConfigFor("", set("alpha", "0.05", "epochs", "2", "lr", "0.01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.run(context.Background(), Trial{Name: "x", Config: other}, mkdir(t, filepath.Join(dir, "alpha=1_seed=0")), false, io.Discard, nil); err != nil {
+		t.Fatal(err)
+	}
+	fake.calls = nil
+	_, _, err = RunGrid(context.Background(), dir, g, nil, r)
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "alpha=1_seed=0")) || !strings.Contains(err.Error(), "alpha: 0.05 vs 1") {
+		t.Fatalf("mismatched run: err %v, want a refusal naming the folder and the difference", err)
+	}
+	if fake.numCalls() != 0 {
+		t.Errorf("%d trials ran despite the refusal", fake.numCalls())
+	}
+
+	// A matching finished run is adopted as done.
+	dir = t.TempDir()
+	trials := mustTrials(t, g)
+	if err := fake.run(context.Background(), trials[0], mkdir(t, filepath.Join(dir, trials[0].Dir)), false, io.Discard, nil); err != nil {
+		t.Fatal(err)
+	}
+	fake.calls = nil
+	sum, _, err := RunGrid(context.Background(), dir, g, nil, r)
+	if err != nil || sum.Skipped != 1 || sum.Done != 1 || fake.numCalls() != 1 {
+		t.Fatalf("matching run: %+v %v", sum, err)
+	}
+
+	// A folder of user files is refused and left untouched.
+	dir = t.TempDir()
+	precious := filepath.Join(mkdir(t, filepath.Join(dir, "alpha=0.3_seed=0")), "precious.txt")
+	if err := os.WriteFile(precious, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = RunGrid(context.Background(), dir, g, nil, r)
+	if err == nil || !strings.Contains(err.Error(), "precious.txt") {
+		t.Fatalf("foreign folder: err %v, want a refusal naming precious.txt", err)
+	}
+	if got, err := os.ReadFile(precious); err != nil || string(got) != "mine" {
+		t.Fatalf("precious.txt after the refusal: %q, %v", got, err)
+	}
+}
+
+// TestRestartKeepsUserFiles: restarting a failed trial clears only the
+// files a run writes.
+func TestRestartKeepsUserFiles(t *testing.T) {
+	dir := t.TempDir()
+	fake := &fakeTrain{failAlpha: "1"}
+	r := &Runner{Train: fake.run}
+	g := mustGrid(t, set("alpha", "1"), nil)
+	if sum, _, err := RunGrid(context.Background(), dir, g, nil, r); err != nil || len(sum.Failed) != 1 {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	tdir := filepath.Join(dir, "seed=0")
+	if err := os.WriteFile(filepath.Join(tdir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fake.failAlpha = ""
+	if sum, _, err := RunGrid(context.Background(), dir, g, nil, r); err != nil || sum.Done != 1 {
+		t.Fatalf("retry: %+v %v", sum, err)
+	}
+	if _, err := os.Stat(filepath.Join(tdir, "notes.txt")); err != nil {
+		t.Errorf("restart removed a user file: %v", err)
+	}
+	if _, err := rundir.ReadSummary(tdir); err != nil {
+		t.Errorf("retried trial has no summary: %v", err)
+	}
+}
+
+func mkdir(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

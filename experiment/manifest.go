@@ -7,7 +7,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/sgt-dev/sgt/atomicfile"
+	"github.com/sgt-dev/sgt/rundir"
+	"github.com/sgt-dev/sgt/train"
 )
 
 // Files of an experiment directory and of its trial directories.
@@ -19,15 +24,17 @@ const (
 	ResultsJSON = "results.json"
 	// StatusFile is the per-trial status file in each trial directory.
 	StatusFile = "status.json"
-	// LogFile is the per-trial log (the train command's output) in each trial directory.
+	// LogFile is the per-trial log (the run's output) in each trial directory.
 	LogFile = "train.log"
-	// ConfigFile, MetricsFile, SummaryFile and FilterNormsFile are the files
-	// of a train run directory.
-	ConfigFile      = "config.json"
-	MetricsFile     = "metrics.csv"
-	SummaryFile     = "summary.json"
-	FilterNormsFile = "filter_norms.csv"
+	// LockFile is held (locked) by the process running the trial.
+	LockFile = "trial.lock"
 )
+
+// isTrialFile reports whether name, an entry of a trial directory, is one
+// that sgt writes there: the run's files and the experiment's own.
+func isTrialFile(name string) bool {
+	return rundir.IsRunFile(name) || name == StatusFile || name == LogFile || name == LockFile
+}
 
 // Trial states recorded in status files and the manifest.
 const (
@@ -88,22 +95,104 @@ type Manifest struct {
 	Updated time.Time `json:"updated"`
 }
 
-// ReadManifest reads dir/grid.json.
+// legacyGrid is the grid specification of manifests written before grids
+// carried typed settings: train flags as words.
+type legacyGrid struct {
+	Flags []struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+		Bare  bool   `json:"bare"`
+	} `json:"flags"`
+}
+
+// ReadManifest reads dir/grid.json. Manifests of earlier versions, whose
+// trials carry "sgt train" arguments instead of configurations, are
+// converted.
 func ReadManifest(dir string) (*Manifest, error) {
 	path := filepath.Join(dir, ManifestFile)
-	var m Manifest
-	if err := readJSON(path, &m); err != nil {
+	raw, err := os.ReadFile(path)
+	if err != nil {
 		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if m.Kind != KindGrid && m.Kind != KindSearch {
 		return nil, fmt.Errorf("%s: unknown kind %q (want %q or %q)", path, m.Kind, KindGrid, KindSearch)
 	}
-	for i, t := range m.Trials {
+	for i := range m.Trials {
+		t := &m.Trials[i]
 		if t.Dir == "" || filepath.IsAbs(t.Dir) || !filepath.IsLocal(t.Dir) {
 			return nil, fmt.Errorf("%s: trial %d has a bad directory %q", path, i, t.Dir)
 		}
+		if t.Config.Model == "" && len(t.Args) > 0 {
+			if t.Config, err = legacyConfig(t.Args); err != nil {
+				return nil, fmt.Errorf("%s: trial %s: %w", path, t.Name, err)
+			}
+		}
+		if t.Config.Model == "" {
+			return nil, fmt.Errorf("%s: trial %s has no configuration", path, t.Name)
+		}
+	}
+	if m.Kind == KindGrid && m.Grid != nil && m.Grid.Fixed == nil {
+		var old struct {
+			Grid *legacyGrid `json:"grid"`
+		}
+		if json.Unmarshal(raw, &old) == nil && old.Grid != nil {
+			for _, f := range old.Grid.Flags {
+				if f.Name == "recipe" {
+					m.Grid.Recipe = f.Value
+					continue
+				}
+				v := f.Value
+				if f.Bare {
+					v = "true"
+				}
+				m.Grid.Fixed = append(m.Grid.Fixed, train.Setting{Name: f.Name, Value: v})
+			}
+			m.Grid.Fixed = withoutAxes(m.Grid.Fixed, m.Grid.Axes)
+		}
 	}
 	return &m, nil
+}
+
+// withoutAxes drops the settings that are varied by an axis.
+func withoutAxes(settings []train.Setting, axes []Axis) []train.Setting {
+	var out []train.Setting
+	for _, s := range settings {
+		varied := false
+		for _, a := range axes {
+			varied = varied || a.Name == s.Name
+		}
+		if !varied {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// legacyConfig builds the configuration of a trial recorded as "sgt train"
+// words "--name=value" (or a bare "--name" for a true boolean).
+func legacyConfig(args []string) (train.Config, error) {
+	recipe := ""
+	var settings []train.Setting
+	for _, a := range args {
+		body, ok := strings.CutPrefix(a, "--")
+		if !ok {
+			return train.Config{}, fmt.Errorf("argument %q is not a flag", a)
+		}
+		name, value, hasValue := strings.Cut(body, "=")
+		if !hasValue {
+			value = "true"
+		}
+		if name == "recipe" {
+			recipe = value
+			continue
+		}
+		settings = append(settings, train.Setting{Name: name, Value: value})
+	}
+	return train.ConfigFor(recipe, settings)
 }
 
 // WriteManifest refreshes every trial's status from its status file and
@@ -118,13 +207,14 @@ func WriteManifest(dir string, m *Manifest) error {
 		m.Trials[i].Status = st
 	}
 	m.Updated = time.Now().UTC().Truncate(time.Second)
-	return writeJSONAtomic(filepath.Join(dir, ManifestFile), m)
+	return atomicfile.WriteJSON(filepath.Join(dir, ManifestFile), m)
 }
 
-// TrialState returns the state of the trial whose run directory is dir: done
-// when summary.json exists, else what its status file says (a trial whose
-// status says running may also have been interrupted), else interrupted when
-// the run has started writing files, else pending.
+// TrialState returns the state of the trial whose run directory is dir:
+// done when it holds a valid summary.json, failed when the summary is
+// unreadable (so the trial is redone), else what its status file says (a
+// trial whose status says running may also have been interrupted), else
+// interrupted when the run has started writing files, else pending.
 func TrialState(dir string) (Status, error) {
 	var st Status
 	err := readJSON(filepath.Join(dir, StatusFile), &st)
@@ -134,7 +224,12 @@ func TrialState(dir string) (Status, error) {
 	case err != nil:
 		return Status{}, err
 	}
-	if exists(filepath.Join(dir, SummaryFile)) {
+	if exists(filepath.Join(dir, rundir.SummaryFile)) {
+		if _, err := rundir.ReadSummary(dir); err != nil {
+			st.State = StateFailed
+			st.Error = err.Error()
+			return st, nil
+		}
 		st.State = StateDone
 		st.Error = ""
 		return st, nil
@@ -144,7 +239,7 @@ func TrialState(dir string) (Status, error) {
 		// The summary was removed; the run must be redone.
 		st.State = StateInterrupted
 	case StatePending:
-		if exists(filepath.Join(dir, MetricsFile)) || exists(filepath.Join(dir, ConfigFile)) {
+		if exists(filepath.Join(dir, rundir.MetricsFile)) || exists(filepath.Join(dir, rundir.ConfigFile)) {
 			st.State = StateInterrupted
 		}
 	case StateRunning, StateFailed, StateInterrupted:
@@ -155,7 +250,7 @@ func TrialState(dir string) (Status, error) {
 }
 
 func writeStatus(dir string, st Status) error {
-	return writeJSONAtomic(filepath.Join(dir, StatusFile), st)
+	return atomicfile.WriteJSON(filepath.Join(dir, StatusFile), st)
 }
 
 func exists(path string) bool {
@@ -171,41 +266,6 @@ func readJSON(path string, v any) error {
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
-}
-
-// writeJSONAtomic writes v as indented JSON to path through a temporary file
-// in the same directory and a rename, so readers never see a partial file.
-func writeJSONAtomic(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding %s: %w", path, err)
-	}
-	return writeFileAtomic(path, append(data, '\n'))
-}
-
-// writeFileAtomic writes data to path through a temporary file and a rename.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp, 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, werr)
 	}
 	return nil
 }

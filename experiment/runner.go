@@ -11,27 +11,32 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sgt-dev/sgt/rundir"
+	"github.com/sgt-dev/sgt/train"
 )
 
 // Runner runs the trials of an experiment directory, skipping finished ones,
-// resuming or restarting interrupted ones and retrying failed ones. A failing
-// trial is recorded (in its status file, its log and the manifest) and does
-// not stop the others.
+// resuming interrupted ones and retrying failed ones. A failing trial is
+// recorded (in its status file, its log and the manifest) and does not stop
+// the others. Each trial is locked while it runs, so that two processes
+// working on one directory never run the same trial.
 type Runner struct {
-	// Train trains one trial.
+	// Train trains one trial (TrainTrial in the CLI).
 	Train TrialFunc
 	// Parallel is how many trials run at once (values below 1 mean 1).
 	Parallel int
 	// Shard and Shards select the trials whose index mod Shards is Shard;
 	// Shards <= 1 runs every trial.
 	Shard, Shards int
-	// ResumeArgs, when set, gives the train arguments that continue the
-	// interrupted run in dir (whose config.json exists) instead of starting
-	// it over, e.g. {"--resume=" + dir}; args are the trial's own arguments.
-	// When nil, interrupted trials restart from an empty run directory.
-	ResumeArgs func(args []string, dir string) []string
 	// Progress receives one line per started and finished trial (may be nil).
 	Progress io.Writer
+	// OnTrial, when set, is called when a trial starts (state running)
+	// and when it ends (its final state), from the trial's goroutine.
+	OnTrial func(t Trial, state string)
+	// OnStep, when set, receives the progress of running trials, from
+	// their goroutines.
+	OnStep func(t Trial, p train.StepProgress)
 }
 
 // Failure names a trial that failed and why.
@@ -52,17 +57,30 @@ type RunSummary struct {
 	Failed []Failure
 	// Interrupted counts trials stopped by cancellation.
 	Interrupted int
+	// Busy lists trials left alone because another process runs them.
+	Busy []Failure
 }
 
 // OK reports whether every selected trial is done.
 func (s RunSummary) OK() bool {
-	return len(s.Failed) == 0 && s.Interrupted == 0 && s.Skipped+s.Done == s.Selected
+	return len(s.Failed) == 0 && s.Interrupted == 0 && len(s.Busy) == 0 && s.Skipped+s.Done == s.Selected
 }
+
+// StateSkipped and StateBusy are reported (never stored) for trials found
+// done, and for trials another process is running.
+const (
+	StateSkipped = "skipped"
+	StateBusy    = "busy"
+)
 
 // Run runs trials (nil: every trial of m), those of them in the runner's
 // shard, in the experiment directory dir and keeps dir's manifest m up to
-// date. It returns an error only when it cannot do its bookkeeping or when
-// ctx is cancelled; failed trials are reported in the summary.
+// date. Before running anything it checks every selected trial's
+// directory: one that holds files sgt did not write, or a run recorded
+// with other settings than the trial's, is refused with an error naming
+// it. Run returns an error only for such refusals, when it cannot do its
+// bookkeeping, or when ctx is cancelled; failed trials are reported in the
+// summary.
 func (r *Runner) Run(ctx context.Context, dir string, m *Manifest, trials []Trial) (RunSummary, error) {
 	if r.Train == nil {
 		return RunSummary{}, errors.New("runner has no train function")
@@ -82,6 +100,11 @@ func (r *Runner) Run(ctx context.Context, dir string, m *Manifest, trials []Tria
 		}
 	}
 	sum := RunSummary{Selected: len(selected)}
+	for _, t := range selected {
+		if err := checkTrialDir(filepath.Join(dir, t.Dir), t); err != nil {
+			return sum, err
+		}
+	}
 	var mu sync.Mutex // guards sum, the manifest and Progress
 	if err := WriteManifest(dir, m); err != nil {
 		return sum, err
@@ -108,6 +131,8 @@ func (r *Runner) Run(ctx context.Context, dir string, m *Manifest, trials []Tria
 					sum.Done++
 				case state == StateSkipped:
 					sum.Skipped++
+				case state == StateBusy:
+					sum.Busy = append(sum.Busy, Failure{Trial: t.Name, Error: terr.Error()})
 				case state == StateInterrupted:
 					sum.Interrupted++
 				case state == StatePending:
@@ -146,8 +171,46 @@ feed:
 	return sum, nil
 }
 
-// StateSkipped is reported (never stored) for trials found done.
-const StateSkipped = "skipped"
+// checkTrialDir refuses a trial directory that sgt cannot use for trial t:
+// one holding files other than a run's and the experiment's, unless it is
+// a trial directory sgt made (it has a status file: such files were added
+// later and are left alone), and one holding a run recorded with other
+// settings than t's.
+func checkTrialDir(tdir string, t Trial) error {
+	entries, err := os.ReadDir(tdir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("trial %s: %w", t.Name, err)
+	}
+	var foreign []string
+	ours := false
+	for _, e := range entries {
+		switch {
+		case e.Name() == StatusFile:
+			ours = true
+		case !isTrialFile(e.Name()):
+			foreign = append(foreign, e.Name())
+		}
+	}
+	if len(foreign) > 0 && !ours {
+		return fmt.Errorf("%s holds files sgt did not write (%s): it is not a trial directory of this grid; move them away or choose another --out",
+			tdir, strings.Join(foreign, ", "))
+	}
+	rec, err := rundir.ReadRecord(tdir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("trial %s: %w", t.Name, err)
+	}
+	if d := rundir.Diff(rec.Config, rundir.Config(t.Config)); d != nil {
+		return fmt.Errorf("%s holds a run with other settings than trial %s (%s); move it away or choose another --out",
+			tdir, t.Name, strings.Join(d, "; "))
+	}
+	return nil
+}
 
 // runTrial runs one trial. It returns the trial's final state and error
 // (nil when done or skipped), and err for bookkeeping failures.
@@ -156,26 +219,42 @@ func (r *Runner) runTrial(ctx context.Context, dir string, t Trial, mu *sync.Mut
 	if err := os.MkdirAll(tdir, 0o755); err != nil {
 		return "", nil, fmt.Errorf("trial %s: %w", t.Name, err)
 	}
+	lock, err := lockTrial(filepath.Join(tdir, LockFile))
+	if errors.Is(err, errLocked) {
+		r.progress(mu, "%s: running in another process (%v), left alone", t.Name, err)
+		return StateBusy, fmt.Errorf("running in another process: %w", err), nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("trial %s: %w", t.Name, err)
+	}
+	defer lock.unlock()
 	prev, err := TrialState(tdir)
 	if err != nil {
 		return "", nil, fmt.Errorf("trial %s: %w", t.Name, err)
 	}
 	if prev.State == StateDone {
+		if !exists(filepath.Join(tdir, StatusFile)) {
+			// A finished run with the trial's settings, adopted.
+			now := time.Now().UTC().Truncate(time.Millisecond)
+			if err := writeStatus(tdir, Status{State: StateDone, Attempts: 1, Finished: &now}); err != nil {
+				return "", nil, fmt.Errorf("trial %s: %w", t.Name, err)
+			}
+		}
 		r.progress(mu, "%s: already done, skipped", t.Name)
 		return StateSkipped, nil, nil
 	}
 	if ctx.Err() != nil {
 		return StatePending, nil, nil // cancelled before it started
 	}
-	resume := r.ResumeArgs != nil && (prev.State == StateInterrupted || prev.State == StateRunning) && exists(filepath.Join(tdir, ConfigFile))
+	state0, err := rundir.Inspect(tdir)
+	if err != nil {
+		return "", nil, fmt.Errorf("trial %s: %w", t.Name, err)
+	}
+	resume := prev.State != StateFailed && state0 == rundir.Unfinished && exists(filepath.Join(tdir, rundir.ConfigFile))
 	if !resume {
-		if err := clearRunDir(tdir); err != nil {
+		if err := rundir.Clear(tdir); err != nil {
 			return "", nil, fmt.Errorf("trial %s: %w", t.Name, err)
 		}
-	}
-	args := append([]string(nil), t.Args...)
-	if resume {
-		args = r.ResumeArgs(args, tdir)
 	}
 	host, _ := os.Hostname()
 	start := time.Now().UTC().Truncate(time.Millisecond)
@@ -192,12 +271,20 @@ func (r *Runner) runTrial(ctx context.Context, dir string, t Trial, mu *sync.Mut
 	if resume {
 		verb = "resuming"
 	}
-	fmt.Fprintf(logf, "=== %s attempt %d at %s: train %s\n", verb, st.Attempts, start.Format(time.RFC3339), strings.Join(args, " "))
+	fmt.Fprintf(logf, "=== %s attempt %d at %s: %s\n", verb, st.Attempts, start.Format(time.RFC3339), t.CommandLine(tdir))
 	r.progress(mu, "%s: %s (attempt %d)", t.Name, verb, st.Attempts)
-
-	trialErr = callTrain(ctx, r.Train, args, tdir, logf)
-	if trialErr == nil && !exists(filepath.Join(tdir, SummaryFile)) {
-		trialErr = fmt.Errorf("train returned without writing %s", SummaryFile)
+	if r.OnTrial != nil {
+		r.OnTrial(t, StateRunning)
+	}
+	var onStep func(train.StepProgress)
+	if r.OnStep != nil {
+		onStep = func(p train.StepProgress) { r.OnStep(t, p) }
+	}
+	trialErr = callTrain(ctx, r.Train, t, tdir, resume, logf, onStep)
+	if trialErr == nil {
+		if _, err := rundir.ReadSummary(tdir); err != nil {
+			trialErr = fmt.Errorf("the run ended without a valid %s: %w", rundir.SummaryFile, err)
+		}
 	}
 	end := time.Now().UTC().Truncate(time.Millisecond)
 	st.Finished = &end
@@ -221,36 +308,21 @@ func (r *Runner) runTrial(ctx context.Context, dir string, t Trial, mu *sync.Mut
 	if err := writeStatus(tdir, st); err != nil {
 		return "", nil, fmt.Errorf("trial %s: %w", t.Name, err)
 	}
+	if r.OnTrial != nil {
+		r.OnTrial(t, st.State)
+	}
 	return st.State, trialErr, nil
 }
 
 // callTrain calls train, turning a panic into an error so that one broken
 // trial cannot stop the others.
-func callTrain(ctx context.Context, train TrialFunc, args []string, dir string, log io.Writer) (err error) {
+func callTrain(ctx context.Context, fn TrialFunc, t Trial, dir string, resume bool, log io.Writer, onStep func(train.StepProgress)) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("train panicked: %v\n%s", p, debug.Stack())
 		}
 	}()
-	return train(ctx, args, dir, log)
-}
-
-// clearRunDir removes everything in a trial directory except its log and
-// status file, so a restarted trial starts from an empty run directory.
-func clearRunDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if e.Name() == LogFile || e.Name() == StatusFile {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("clearing %s for a restart: %w", dir, err)
-		}
-	}
-	return nil
+	return fn(ctx, t, dir, resume, log, onStep)
 }
 
 func (r *Runner) progress(mu *sync.Mutex, format string, args ...any) {

@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sgt-dev/sgt/rundir"
+	"github.com/sgt-dev/sgt/train"
 )
 
 func readCSV(t *testing.T, path string) []map[string]string {
@@ -38,7 +40,7 @@ func readCSV(t *testing.T, path string) []map[string]string {
 
 func TestRunGridAndResults(t *testing.T) {
 	dir := t.TempDir()
-	g := mustGrid(t, []string{"--alpha", "0.3,1", "--label-smoothing", "0,0.1", "--epochs", "3"}, []int{0, 1})
+	g := mustGrid(t, set("alpha", "0.3,1", "label-smoothing", "0,0.1", "epochs", "3"), []int{0, 1})
 	fake := &fakeTrain{}
 	r := &Runner{Train: fake.run}
 	sum, results, err := RunGrid(context.Background(), dir, g, []string{"sgt", "grid"}, r)
@@ -48,9 +50,9 @@ func TestRunGridAndResults(t *testing.T) {
 	if !sum.OK() || sum.Done != 8 || fake.numCalls() != 8 || len(results) != 8 {
 		t.Fatalf("summary %+v, %d calls, %d results", sum, fake.numCalls(), len(results))
 	}
-	// Every call got the trial's own directory and never --out.
+	// Every call got the trial's own directory.
 	for _, c := range fake.calls {
-		if filepath.Dir(c.dir) != dir || slices.ContainsFunc(c.args, func(a string) bool { return strings.HasPrefix(a, "--out") }) {
+		if filepath.Dir(c.dir) != dir || filepath.Base(c.dir) != c.trial.Dir || c.resume {
 			t.Errorf("call %+v", c)
 		}
 	}
@@ -85,12 +87,13 @@ func TestRunGridAndResults(t *testing.T) {
 	}
 	// The final accuracy is the fake's value at epoch 3.
 	for _, res := range results {
-		want := fakeAcc(map[string]float64{"0.3": 0.3, "1": 1}[res.Settings["alpha"]], 3, res.Seed)
+		alpha, _ := res.Trial.Setting("alpha")
+		want := fakeAcc(map[string]float64{"0.3": 0.3, "1": 1}[alpha], 3, res.Trial.Seed)
 		if got, _ := res.Metric("test_acc"); !approx(got, want) {
-			t.Errorf("%s: final test_acc %v, want %v", res.Trial, got, want)
+			t.Errorf("%s: final test_acc %v, want %v", res.Trial.Name, got, want)
 		}
 		if got, _ := res.Metric("best_test_loss"); !approx(got, 1-want) {
-			t.Errorf("%s: best test_loss %v, want %v", res.Trial, got, 1-want)
+			t.Errorf("%s: best test_loss %v, want %v", res.Trial.Name, got, 1-want)
 		}
 	}
 
@@ -99,16 +102,16 @@ func TestRunGridAndResults(t *testing.T) {
 	if err != nil || sum.Skipped != 8 || sum.Done != 0 || fake.numCalls() != 8 {
 		t.Fatalf("rerun: %+v, %v, %d calls", sum, err, fake.numCalls())
 	}
-	// A different grid in the same directory is refused.
-	other := mustGrid(t, []string{"--alpha", "0.5,1"}, nil)
-	if _, _, err := RunGrid(context.Background(), dir, other, nil, r); err == nil || !strings.Contains(err.Error(), "different grid") {
+	// A grid that would change the existing trials is refused.
+	other := mustGrid(t, set("alpha", "0.5,1"), nil)
+	if _, _, err := RunGrid(context.Background(), dir, other, nil, r); err == nil || !strings.Contains(err.Error(), "would change") {
 		t.Errorf("different grid: %v", err)
 	}
 }
 
 func TestFailingTrialIsRecordedAndRetried(t *testing.T) {
 	dir := t.TempDir()
-	g := mustGrid(t, []string{"--alpha", "0.1,0.5,1", "--epochs", "1"}, nil)
+	g := mustGrid(t, set("alpha", "0.1,0.5,1", "epochs", "1"), nil)
 	fake := &fakeTrain{failAlpha: "0.5", panicAlpha: "0.1"}
 	r := &Runner{Train: fake.run}
 	sum, results, err := RunGrid(context.Background(), dir, g, nil, r)
@@ -120,7 +123,7 @@ func TestFailingTrialIsRecordedAndRetried(t *testing.T) {
 	}
 	byName := map[string]Result{}
 	for _, res := range results {
-		byName[res.Trial] = res
+		byName[res.Trial.Name] = res
 	}
 	if res := byName["alpha=0.5_seed=0"]; res.Status != StateFailed || !strings.Contains(res.Error, "fake failure") {
 		t.Errorf("failed trial result %+v", res)
@@ -154,7 +157,7 @@ func TestFailingTrialIsRecordedAndRetried(t *testing.T) {
 
 func TestCancelAndResume(t *testing.T) {
 	dir := t.TempDir()
-	g := mustGrid(t, []string{"--alpha", "0.3,1", "--epochs", "2"}, nil)
+	g := mustGrid(t, set("alpha", "0.3,1", "epochs", "2"), nil)
 	fake := &fakeTrain{block: true, started: make(chan string, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -188,56 +191,112 @@ func TestCancelAndResume(t *testing.T) {
 		t.Errorf("unstarted trial state %+v", st)
 	}
 
-	// Rerun with resume support: the interrupted trial gets --resume.
+	// The rerun resumes the interrupted trial and starts the other.
 	resumed := &fakeTrain{}
-	resumeArgs := func(args []string, d string) []string { return append(args, "--resume") }
-	sum, _, err = RunGrid(context.Background(), dir, g, nil, &Runner{Train: resumed.run, ResumeArgs: resumeArgs})
+	sum, _, err = RunGrid(context.Background(), dir, g, nil, &Runner{Train: resumed.run})
 	if err != nil || !sum.OK() || resumed.numCalls() != 2 {
 		t.Fatalf("resume: %+v %v", sum, err)
 	}
 	for _, c := range resumed.calls {
-		hasResume := slices.Contains(c.args, "--resume")
-		if hasResume != strings.HasSuffix(c.dir, "alpha=0.3_seed=0") {
-			t.Errorf("call %+v: --resume only for the interrupted trial", c)
+		if c.resume != strings.HasSuffix(c.dir, "alpha=0.3_seed=0") {
+			t.Errorf("call %+v: resume only for the interrupted trial", c)
 		}
 	}
 }
 
-func TestInterruptedTrialRestartsWithoutResume(t *testing.T) {
+// TestFailedTrialRestartsFromEmpty: a failed trial is not resumed but
+// restarted, from a run directory without the failed run's files.
+func TestFailedTrialRestartsFromEmpty(t *testing.T) {
 	dir := t.TempDir()
-	g := mustGrid(t, []string{"--alpha", "1"}, nil)
-	tdir := filepath.Join(dir, "seed=0")
-	if err := os.MkdirAll(filepath.Join(tdir, "checkpoints"), 0o755); err != nil {
+	g := mustGrid(t, set("alpha", "1"), nil)
+	fake := &fakeTrain{failAlpha: "1"}
+	if _, _, err := RunGrid(context.Background(), dir, g, nil, &Runner{Train: fake.run}); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{ConfigFile, MetricsFile, "checkpoints/x"} {
-		if err := os.WriteFile(filepath.Join(tdir, f), []byte("stale"), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	tdir := filepath.Join(dir, "seed=0")
+	if err := os.MkdirAll(filepath.Join(tdir, rundir.CheckpointDir), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	var sawStale bool
-	fake := &fakeTrain{}
-	r := &Runner{Train: func(ctx context.Context, args []string, d string, log io.Writer) error {
-		if _, err := os.Stat(filepath.Join(d, "checkpoints")); err == nil {
+	var sawStale, resumed bool
+	fake.failAlpha = ""
+	r := &Runner{Train: func(ctx context.Context, tr Trial, d string, resume bool, log io.Writer, step func(train.StepProgress)) error {
+		if _, err := os.Stat(filepath.Join(d, rundir.CheckpointDir)); err == nil {
 			sawStale = true
 		}
-		if slices.Contains(args, "--resume") {
-			t.Errorf("--resume passed without Runner.ResumeArgs: %q", args)
-		}
-		return fake.run(ctx, args, d, log)
+		resumed = resume
+		return fake.run(ctx, tr, d, resume, log, step)
 	}}
 	sum, _, err := RunGrid(context.Background(), dir, g, nil, r)
 	if err != nil || !sum.OK() {
 		t.Fatalf("%+v %v", sum, err)
 	}
-	if sawStale {
-		t.Error("a restarted trial must start from an empty run directory")
+	if sawStale || resumed {
+		t.Errorf("a restarted failed trial must start afresh (stale files %v, resumed %v)", sawStale, resumed)
+	}
+}
+
+// TestGarbageSummaryIsNotDone: a trial whose summary.json is damaged is
+// not counted as done, and a rerun redoes it.
+func TestGarbageSummaryIsNotDone(t *testing.T) {
+	dir := t.TempDir()
+	g := mustGrid(t, set("alpha", "1,0.3"), nil)
+	fake := &fakeTrain{}
+	if _, _, err := RunGrid(context.Background(), dir, g, nil, &Runner{Train: fake.run}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "alpha=1_seed=0", rundir.SummaryFile), []byte(`{"epochs": 0}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := Collect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Trials[0].State; st == StateDone {
+		t.Fatalf("trial with a garbage summary counted as %s", st)
+	}
+	sum, _, err := RunGrid(context.Background(), dir, g, nil, &Runner{Train: fake.run})
+	if err != nil || sum.Done != 1 || sum.Skipped != 1 || fake.numCalls() != 3 {
+		t.Fatalf("rerun: %+v %v, %d calls", sum, err, fake.numCalls())
+	}
+}
+
+// TestSecondProcessLeavesRunningTrialsAlone: a trial locked by another
+// process is neither run nor cleared, and is reported as busy.
+func TestSecondProcessLeavesRunningTrialsAlone(t *testing.T) {
+	dir := t.TempDir()
+	g := mustGrid(t, set("alpha", "1,0.3"), nil)
+	block := &fakeTrain{block: true, started: make(chan string, 2)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := RunGrid(ctx, dir, g, nil, &Runner{Train: block.run})
+		done <- err
+	}()
+	select {
+	case <-block.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("trial did not start")
+	}
+	// The same grid again: the running trial is busy, the other one runs.
+	other := &fakeTrain{}
+	sum, _, err := RunGrid(context.Background(), dir, g, nil, &Runner{Train: other.run})
+	if err != nil || len(sum.Busy) != 1 || sum.Busy[0].Trial != "alpha=1_seed=0" || sum.Done != 1 || sum.OK() {
+		t.Fatalf("second process: %+v %v", sum, err)
+	}
+	if !strings.Contains(sum.Busy[0].Error, "pid") {
+		t.Errorf("busy message %q does not name the process", sum.Busy[0].Error)
+	}
+	cancel()
+	<-done
+	if _, err := rundir.ReadMetrics(filepath.Join(dir, "alpha=1_seed=0")); err != nil {
+		t.Errorf("the running trial's files were disturbed: %v", err)
 	}
 }
 
 func TestParallelAndShards(t *testing.T) {
 	dir := t.TempDir()
-	g := mustGrid(t, []string{"--alpha", "0.1,0.2,0.3,0.4,0.5,0.6", "--epochs", "1"}, nil)
+	g := mustGrid(t, set("alpha", "0.1,0.2,0.3,0.4,0.5,0.6", "epochs", "1"), nil)
 	// Parallel: three trials must be running at the same time to pass the gate.
 	gate := make(chan struct{})
 	fake := &fakeTrain{gate: gate}
@@ -302,66 +361,6 @@ func TestParallelAndShards(t *testing.T) {
 		if tr.State != StateDone || results[i].Status != StateDone {
 			t.Errorf("trial %s: %s", tr.Name, tr.State)
 		}
-	}
-}
-
-func TestReadMetricsCSV(t *testing.T) {
-	cols, rows, err := ReadMetricsCSV(strings.NewReader("epoch,test_acc,phase,logit_norm\n1,0.5,warm,\n2,0.75,main,3.5\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(cols, []string{"epoch", "test_acc", "logit_norm"}) || len(rows) != 2 || rows[1][1] != 0.75 || rows[1][2] != 3.5 {
-		t.Fatalf("cols %v rows %v", cols, rows)
-	}
-	run := &Run{Columns: cols, Rows: rows}
-	if v, ok := run.Final("logit_norm"); !ok || v != 3.5 {
-		t.Errorf("Final = %v %v", v, ok)
-	}
-	if v, e, ok := run.Best("test_acc"); !ok || v != 0.75 || e != 2 {
-		t.Errorf("Best = %v %v %v", v, e, ok)
-	}
-	for in, want := range map[string]string{
-		"":                       "empty",
-		"test_acc\n0.5\n":        "epoch",
-		"epoch,a,a\n1,2,3\n":     "twice",
-		"epoch,a\n1,2\n3\n":      "line 3",
-		"epoch,a\nx,2\n":         "line 2",
-		"epoch,,b\n1,2,3\n":      "no name",
-		"epoch,a\n1,2\n,3\n":     "line 3",
-		"epoch,a\n1,\"2\n":       "",
-		"epoch,test_acc\n1,0.5,": "",
-	} {
-		_, _, err := ReadMetricsCSV(strings.NewReader(in))
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("ReadMetricsCSV(%q): error %v, want one mentioning %q", in, err, want)
-		}
-	}
-}
-
-func TestReadRunNamesFiles(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := ReadRun(dir); err == nil {
-		t.Error("missing metrics.csv: want an error")
-	}
-	os.WriteFile(filepath.Join(dir, MetricsFile), []byte("epoch,test_acc\n1,0.5\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, ConfigFile), []byte("{not json"), 0o644)
-	if _, err := ReadRun(dir); err == nil || !strings.Contains(err.Error(), ConfigFile) {
-		t.Errorf("bad config.json: %v", err)
-	}
-	os.WriteFile(filepath.Join(dir, ConfigFile), []byte(`{"config":{"alpha":0.3,"label_smoothing":"0.1"}}`), 0o644)
-	run, err := ReadRun(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a, ok := run.ConfigFloat("alpha"); !ok || a != 0.3 {
-		t.Errorf("alpha %v %v", a, ok)
-	}
-	if ls, ok := run.ConfigFloat("label-smoothing"); !ok || ls != 0.1 {
-		t.Errorf("label smoothing %v %v", ls, ok)
-	}
-	os.WriteFile(filepath.Join(dir, MetricsFile), []byte("epoch,test_acc\n1\n"), 0o644)
-	if _, err := ReadRun(dir); err == nil || !strings.Contains(err.Error(), MetricsFile) {
-		t.Errorf("bad metrics.csv: %v", err)
 	}
 }
 

@@ -12,9 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/sgt-dev/sgt/atomicfile"
+	"github.com/sgt-dev/sgt/rundir"
+	"github.com/sgt-dev/sgt/train"
 )
 
 // Files a search writes into its experiment directory besides the grid files.
@@ -30,9 +35,11 @@ const (
 // by Metric survive, the budget grows by the factor Eta, and so on until one
 // alpha is left or MaxRounds rounds have run.
 type SearchSpec struct {
-	// Flags are the train flags shared by every trial (no --alpha,
-	// --epochs or --seed).
-	Flags []Flag `json:"flags"`
+	// Recipe is the recipe every trial starts from ("" for the defaults).
+	Recipe string `json:"recipe,omitempty"`
+	// Fixed are the settings shared by every trial (no alpha, epochs or
+	// seed).
+	Fixed []train.Setting `json:"fixed"`
 	// Alphas are the candidate values, formatted as passed to train.
 	Alphas []string `json:"alphas"`
 	// Seeds are the seeds every candidate is trained with; a candidate's
@@ -47,50 +54,48 @@ type SearchSpec struct {
 	Keep float64 `json:"keep"`
 	// MaxRounds limits the number of rounds (0: until one alpha is left).
 	MaxRounds int `json:"max_rounds"`
-	// Metric ranks candidates: a metrics.csv column (its final value) or
-	// "best_<column>" (its best value over the epochs).
+	// Metric ranks candidates: a metric of metrics.csv (its final value) or
+	// "best_<metric>" (its best value over the epochs).
 	Metric string `json:"metric"`
 	// Maximize is true when larger values of Metric are better.
 	Maximize bool `json:"maximize"`
 }
 
-// NewSearchSpec parses the shared train flags of a search and checks the
-// settings. keep <= 0 means 1/eta; maximize is derived from the metric's name
-// (losses, gaps, norms and times are minimised).
-func NewSearchSpec(trainArgs []string, kinds FlagKinds, alphas []float64, seeds []int, minEpochs int, eta, keep float64, maxRounds int, metric string) (*SearchSpec, error) {
-	flags, err := ParseFlags(trainArgs, kinds)
-	if err != nil {
-		return nil, err
-	}
+// NewSearchSpec checks the settings of a search. keep <= 0 means 1/eta;
+// Maximize follows the metric's direction. Every trial of the first round
+// is built and validated, so a bad setting is reported before anything
+// runs, as a *train.FieldError naming the flag.
+func NewSearchSpec(recipe string, fixed []train.Setting, alphas []float64, seeds []int, minEpochs int, eta, keep float64, maxRounds int, metric string) (*SearchSpec, error) {
 	seen := map[string]bool{}
-	for i, f := range flags {
+	for _, f := range fixed {
 		switch f.Name {
-		case AlphaFlag, EpochsFlag, SeedFlag, OutFlag, ResumeFlag:
-			return nil, fmt.Errorf("flag --%s is set by the search itself; use the search's own flags", f.Name)
+		case AlphaFlag, EpochsFlag, SeedFlag:
+			return nil, &train.FieldError{Field: f.Name, Err: errors.New("is set by the search itself; use the search's own flags")}
 		}
 		if seen[f.Name] {
-			return nil, fmt.Errorf("flag --%s given twice", f.Name)
+			return nil, &train.FieldError{Field: f.Name, Err: errors.New("given twice")}
 		}
 		seen[f.Name] = true
-		if !f.Bare && !kinds.isList(f.Name) && strings.Contains(strings.ReplaceAll(f.Value, `\,`, ""), ",") {
-			return nil, fmt.Errorf("flag --%s=%s: a search varies only alpha; use sgt grid to vary other settings", f.Name, f.Value)
-		}
-		if !f.Bare && !kinds.isList(f.Name) {
-			flags[i].Value = strings.ReplaceAll(f.Value, `\,`, ",")
-		}
+	}
+	if err := CheckMetric(metric); err != nil {
+		return nil, &train.FieldError{Field: "metric", Err: err}
 	}
 	if keep <= 0 && eta > 1 {
 		keep = 1 / eta
 	}
-	s := &SearchSpec{Flags: flags, Seeds: seeds, MinEpochs: minEpochs, Eta: eta, Keep: keep, MaxRounds: maxRounds, Metric: metric}
-	s.Maximize = !LowerIsBetter(strings.TrimPrefix(metric, "best_"))
+	s := &SearchSpec{Recipe: recipe, Fixed: fixed, Seeds: seeds, MinEpochs: minEpochs, Eta: eta, Keep: keep, MaxRounds: maxRounds, Metric: metric}
+	m, _ := rundir.LookupMetric(strings.TrimPrefix(metric, "best_"))
+	s.Maximize = m.Better != rundir.LowerIsBetter
 	for _, a := range alphas {
 		if math.IsNaN(a) || math.IsInf(a, 0) || a < 0 {
-			return nil, fmt.Errorf("alpha %v: must be a finite number >= 0", a)
+			return nil, &train.FieldError{Field: AlphaFlag, Err: fmt.Errorf("%v: must be a finite number >= 0", a)}
 		}
 		s.Alphas = append(s.Alphas, FormatAlpha(a))
 	}
 	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := s.roundTrials(0, s.MinEpochs, s.Alphas, 0); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -231,7 +236,10 @@ func RunSearch(ctx context.Context, dir string, s *SearchSpec, command []string,
 		roundValues = append(roundValues, strconv.Itoa(round))
 		epochValues = append(epochValues, strconv.Itoa(epochs))
 		m.Axes = []Axis{{Name: "round", Values: roundValues}, {Name: EpochsFlag, Values: epochValues}, {Name: AlphaFlag, Values: s.Alphas}}
-		trials := s.roundTrials(round, epochs, cands, len(m.Trials))
+		trials, err := s.roundTrials(round, epochs, cands, len(m.Trials))
+		if err != nil {
+			return out, err
+		}
 		for _, t := range trials {
 			m.Trials = append(m.Trials, TrialRecord{Trial: t})
 		}
@@ -288,33 +296,36 @@ func checkSameSearch(dir string, s *SearchSpec) error {
 }
 
 func normalizeSpec(s SearchSpec) SearchSpec {
-	if len(s.Flags) == 0 {
-		s.Flags = nil
+	if len(s.Fixed) == 0 {
+		s.Fixed = nil
 	}
 	return s
 }
 
 // roundTrials returns the trials of one round, numbered from first.
-func (s *SearchSpec) roundTrials(round, epochs int, cands []string, first int) []Trial {
+func (s *SearchSpec) roundTrials(round, epochs int, cands []string, first int) ([]Trial, error) {
 	var trials []Trial
 	for _, seed := range s.Seeds {
 		for _, a := range cands {
-			settings := []Setting{
+			varied := []train.Setting{
 				{Name: "round", Value: strconv.Itoa(round)},
 				{Name: EpochsFlag, Value: strconv.Itoa(epochs)},
 				{Name: AlphaFlag, Value: a},
 				{Name: SeedFlag, Value: strconv.Itoa(seed)},
 			}
-			args := FlagArgs(s.Flags)
-			args = append(args,
-				Flag{Name: AlphaFlag, Value: a}.Arg(),
-				Flag{Name: EpochsFlag, Value: strconv.Itoa(epochs)}.Arg(),
-				Flag{Name: SeedFlag, Value: strconv.Itoa(seed)}.Arg())
-			name := TrialName(settings)
-			trials = append(trials, Trial{Index: first + len(trials), Name: name, Dir: name, Args: args, Settings: settings, Seed: seed})
+			settings := append(slices.Clone(s.Fixed), varied[1:]...)
+			cfg, err := train.ConfigFor(s.Recipe, settings)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err != nil {
+				return nil, err
+			}
+			name := TrialName(varied)
+			trials = append(trials, Trial{Index: first + len(trials), Name: name, Dir: name, Settings: varied, Seed: seed, Config: cfg})
 		}
 	}
-	return trials
+	return trials, nil
 }
 
 // score reads a round's results and returns each candidate's mean metric
@@ -333,7 +344,7 @@ func (s *SearchSpec) score(dir string, round, epochs int, trials []Trial, standi
 		if st.State != StateDone || !ok {
 			failed[alpha]++
 			if st.State == StateDone && !ok {
-				return nil, fmt.Errorf("trial %s: metric %q not found in its %s (a column name, or best_<column>)", t.Name, s.Metric, MetricsFile)
+				return nil, fmt.Errorf("trial %s: metric %q not found in its %s", t.Name, s.Metric, rundir.MetricsFile)
 			}
 			continue
 		}
@@ -428,7 +439,7 @@ func (s *SearchSpec) writeRanking(dir string, ranking []Standing) error {
 	if err := WriteRankingTable(&txt, s.Metric, ranking); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, RankingText), txt.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, RankingText), txt.Bytes()); err != nil {
 		return err
 	}
 	var buf bytes.Buffer
@@ -439,7 +450,7 @@ func (s *SearchSpec) writeRanking(dir string, ranking []Standing) error {
 			formatFloat(st.Mean), formatFloat(st.SD), strconv.Itoa(st.N), strconv.Itoa(st.Failed)})
 	}
 	w.Flush()
-	return writeFileAtomic(filepath.Join(dir, RankingCSV), buf.Bytes())
+	return atomicfile.WriteFile(filepath.Join(dir, RankingCSV), buf.Bytes())
 }
 
 func formatFloat(x float64) string {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sgt-dev/sgt/train"
 )
 
 func TestParseAlphas(t *testing.T) {
@@ -35,26 +37,28 @@ func TestParseAlphas(t *testing.T) {
 }
 
 func TestSearchSpecErrors(t *testing.T) {
-	ok := func(args []string, eta, keep float64, metric string) error {
-		_, err := NewSearchSpec(args, FlagKinds{}, []float64{0.1, 1}, []int{0}, 1, eta, keep, 0, metric)
+	ok := func(args []train.Setting, eta, keep float64, metric string) error {
+		_, err := NewSearchSpec("", args, []float64{0.1, 1}, []int{0}, 1, eta, keep, 0, metric)
 		return err
 	}
-	if err := ok([]string{"--lr", "0.1"}, 2, 0, "test_acc"); err != nil {
+	if err := ok(set("lr", "0.1"), 2, 0, "test_acc"); err != nil {
 		t.Fatal(err)
 	}
 	for name, err := range map[string]error{
-		"alpha flag":  ok([]string{"--alpha", "0.3"}, 2, 0, "test_acc"),
-		"epochs flag": ok([]string{"--epochs", "3"}, 2, 0, "test_acc"),
-		"list":        ok([]string{"--lr", "0.1,0.2"}, 2, 0, "test_acc"),
+		"alpha flag":  ok(set("alpha", "0.3"), 2, 0, "test_acc"),
+		"epochs flag": ok(set("epochs", "3"), 2, 0, "test_acc"),
+		"bad value":   ok(set("lr", "0.1,0.2"), 2, 0, "test_acc"),
+		"unknown":     ok(set("no-such-flag", "1"), 2, 0, "test_acc"),
 		"eta":         ok(nil, 1, 0.5, "test_acc"),
 		"keep":        ok(nil, 2, 1, "test_acc"),
 		"metric":      ok(nil, 2, 0.5, ""),
+		"bad metric":  ok(nil, 2, 0.5, "accuracy"),
 	} {
 		if err == nil {
 			t.Errorf("%s: want an error", name)
 		}
 	}
-	s, _ := NewSearchSpec(nil, FlagKinds{}, []float64{1}, []int{0}, 1, 3, 0, 0, "best_test_loss")
+	s, _ := NewSearchSpec("", nil, []float64{1}, []int{0}, 1, 3, 0, 0, "best_test_loss")
 	if s.Keep != 1.0/3 || s.Maximize {
 		t.Errorf("defaults: keep %v maximize %v", s.Keep, s.Maximize)
 	}
@@ -63,7 +67,7 @@ func TestSearchSpecErrors(t *testing.T) {
 func TestSuccessiveHalving(t *testing.T) {
 	dir := t.TempDir()
 	alphas := []float64{0.1, 0.3, 0.5, 0.8, 1}
-	spec, err := NewSearchSpec([]string{"--model", "mlp"}, FlagKinds{}, alphas, []int{0, 1}, 1, 2, 0.5, 0, "test_acc")
+	spec, err := NewSearchSpec("", set("model", "mlp"), alphas, []int{0, 1}, 1, 2, 0.5, 0, "test_acc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +83,11 @@ func TestSuccessiveHalving(t *testing.T) {
 	wantEpochs := map[int]int{0: 1, 1: 2, 2: 4}
 	for _, c := range fake.calls {
 		round, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(filepath.Base(c.dir), "round="), "_", 2)[0])
-		if e, _ := flagValue(c.args, EpochsFlag); e != strconv.Itoa(wantEpochs[round]) {
-			t.Errorf("%s: epochs %s, want %d", c.dir, e, wantEpochs[round])
+		if e := c.trial.Config.Epochs; e != wantEpochs[round] {
+			t.Errorf("%s: epochs %d, want %d", c.dir, e, wantEpochs[round])
 		}
-		if m, _ := flagValue(c.args, "model"); m != "mlp" {
-			t.Errorf("%s: shared flag lost: %q", c.dir, c.args)
+		if m := c.trial.Config.Model; m != "mlp" {
+			t.Errorf("%s: shared setting lost: model %q", c.dir, m)
 		}
 	}
 	// The fake's accuracy peaks at alpha 0.3; 0.1 and 0.5 are equally far
@@ -129,7 +133,7 @@ func TestSuccessiveHalving(t *testing.T) {
 
 func TestSearchMinimizeAndFailures(t *testing.T) {
 	dir := t.TempDir()
-	spec, err := NewSearchSpec(nil, FlagKinds{}, []float64{0.3, 0.6, 1}, []int{0}, 2, 2, 0.5, 1, "best_test_loss")
+	spec, err := NewSearchSpec("", nil, []float64{0.3, 0.6, 1}, []int{0}, 2, 2, 0.5, 1, "best_test_loss")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,10 +149,10 @@ func TestSearchMinimizeAndFailures(t *testing.T) {
 	if !approx(out.Ranking[0].Mean, 1-fakeAcc(0.6, 2, 0)) {
 		t.Errorf("best loss %v", out.Ranking[0].Mean)
 	}
-	// A metric that no run has is an error naming it.
+	// A metric that no run recorded is an error naming it.
 	dir = t.TempDir()
-	spec.Metric = "no_such_metric"
-	if _, err := RunSearch(context.Background(), dir, spec, nil, &Runner{Train: (&fakeTrain{}).run}); err == nil || !strings.Contains(err.Error(), "no_such_metric") {
-		t.Errorf("unknown metric: %v", err)
+	spec.Metric = "test_top5"
+	if _, err := RunSearch(context.Background(), dir, spec, nil, &Runner{Train: (&fakeTrain{}).run}); err == nil || !strings.Contains(err.Error(), "test_top5") {
+		t.Errorf("unrecorded metric: %v", err)
 	}
 }

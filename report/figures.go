@@ -2,16 +2,12 @@ package report
 
 import (
 	"bytes"
-	"encoding/csv"
-	"errors"
 	"fmt"
 	"image/color"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -22,6 +18,7 @@ import (
 
 	"github.com/sgt-dev/sgt"
 	"github.com/sgt-dev/sgt/experiment"
+	"github.com/sgt-dev/sgt/rundir"
 )
 
 // Figure size in the SVG files.
@@ -185,7 +182,7 @@ func (d *data) figures(opts Options) (figs []Figure, notes []string, err error) 
 		{mGap, "Generalisation gap against alpha", "train − test accuracy (%)"},
 	} {
 		if !d.hasMetric(m.metric) {
-			skip(m.title, "no run records "+m.metric+" in "+experiment.MetricsFile)
+			skip(m.title, "no run records "+m.metric+" in "+rundir.MetricsFile)
 			continue
 		}
 		add(d.versusAlpha(m.metric+"_vs_alpha", m.title, m.y, m.metric, m.metric == mGap))
@@ -193,7 +190,7 @@ func (d *data) figures(opts Options) (figs []Figure, notes []string, err error) 
 	if d.hasMetric(mLogitNorm) && d.hasMetric(mTrainLoss) {
 		add(d.lossVsLogitNorm())
 	} else {
-		skip("Training loss against logit norm", "it needs train_loss and logit_norm in "+experiment.MetricsFile)
+		skip("Training loss against logit norm", "it needs train_loss and logit_norm in "+rundir.MetricsFile)
 	}
 	fnFigs, fnNotes, err := d.filterNormFigures(opts.Layers)
 	if err != nil {
@@ -323,7 +320,7 @@ func positive(xs, ys []float64) (ox, oy []float64) {
 func meanCurve(runs []*RunInfo, column string, scale float64) (xs, ys []float64) {
 	sum, count := map[float64]float64{}, map[float64]int{}
 	for _, r := range runs {
-		epochs, ok1 := r.Run.Column("epoch")
+		epochs, ok1 := r.Run.Column(rundir.EpochColumn)
 		vals, ok2 := r.Run.Column(column)
 		if !ok1 || !ok2 {
 			continue
@@ -426,60 +423,6 @@ func (d *data) lossVsLogitNorm() (Figure, error) {
 	})
 }
 
-// filterNorms is a parsed filter_norms.csv: for each layer (in file order)
-// and filter, the norm at each step.
-type filterNorms struct {
-	layers []string
-	series map[string]map[int]plotter.XYs
-}
-
-// readFilterNorms parses a filter_norms.csv in long format
-// (columns step, layer, filter, norm, in any order).
-func readFilterNorms(path string) (*filterNorms, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	cr := csv.NewReader(f)
-	header, err := cr.Read()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	col := map[string]int{}
-	for i, h := range header {
-		col[strings.TrimSpace(h)] = i
-	}
-	for _, need := range []string{"step", "layer", "filter", "norm"} {
-		if _, ok := col[need]; !ok {
-			return nil, fmt.Errorf("%s: line 1: no %q column (want step,layer,filter,norm)", path, need)
-		}
-	}
-	fn := &filterNorms{series: map[string]map[int]plotter.XYs{}}
-	for line := 2; ; line++ {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		step, err1 := strconv.ParseFloat(strings.TrimSpace(rec[col["step"]]), 64)
-		filter, err2 := strconv.Atoi(strings.TrimSpace(rec[col["filter"]]))
-		norm, err3 := strconv.ParseFloat(strings.TrimSpace(rec[col["norm"]]), 64)
-		if err := errors.Join(err1, err2, err3); err != nil {
-			return nil, fmt.Errorf("%s: line %d: %w", path, line, err)
-		}
-		layer := rec[col["layer"]]
-		if fn.series[layer] == nil {
-			fn.series[layer] = map[int]plotter.XYs{}
-			fn.layers = append(fn.layers, layer)
-		}
-		fn.series[layer][filter] = append(fn.series[layer][filter], plotter.XY{X: step, Y: norm})
-	}
-	return fn, nil
-}
-
 // maxFiltersDrawn caps the lines of a filter-norm figure.
 const maxFiltersDrawn = 64
 
@@ -500,7 +443,7 @@ func (d *data) filterNormFigures(layers []string) (figs []Figure, notes []string
 			return
 		}
 		for _, r := range best.runs {
-			if _, err := os.Stat(filepath.Join(r.Dir, experiment.FilterNormsFile)); err == nil {
+			if _, err := os.Stat(filepath.Join(r.Dir, rundir.FilterNormsFile)); err == nil {
 				for _, c := range chosen {
 					if c == r {
 						return
@@ -525,25 +468,25 @@ func (d *data) filterNormFigures(layers []string) (figs []Figure, notes []string
 		return a.alpha < b.alpha
 	})
 	if len(chosen) == 0 {
-		return nil, []string{fmt.Sprintf("Figure %q skipped: no run of the baseline or of the smallest alpha has %s.", title, experiment.FilterNormsFile)}, nil
+		return nil, []string{fmt.Sprintf("Figure %q skipped: no run of the baseline or of the smallest alpha has %s.", title, rundir.FilterNormsFile)}, nil
 	}
 	for _, r := range chosen {
-		path := filepath.Join(r.Dir, experiment.FilterNormsFile)
-		fn, err := readFilterNorms(path)
+		path := filepath.Join(r.Dir, rundir.FilterNormsFile)
+		fn, err := rundir.ReadFilterNorms(r.Dir)
 		if err != nil {
 			return nil, nil, err
 		}
 		want := layers
-		if len(want) == 0 && len(fn.layers) > 0 {
-			want = []string{fn.layers[0]}
-			if last := fn.layers[len(fn.layers)-1]; last != fn.layers[0] {
+		if len(want) == 0 && len(fn.Layers) > 0 {
+			want = []string{fn.Layers[0]}
+			if last := fn.Layers[len(fn.Layers)-1]; last != fn.Layers[0] {
 				want = append(want, last)
 			}
 		}
 		for _, layer := range want {
-			filters, ok := fn.series[layer]
+			filters, ok := fn.Series[layer]
 			if !ok {
-				notes = append(notes, fmt.Sprintf("Figure %q skipped for %s: %s has no layer %q (layers: %s).", title, runLabel(r), path, layer, strings.Join(fn.layers, ", ")))
+				notes = append(notes, fmt.Sprintf("Figure %q skipped for %s: %s has no layer %q (layers: %s).", title, runLabel(r), path, layer, strings.Join(fn.Layers, ", ")))
 				continue
 			}
 			fig, err := filterNormFigure(r, layer, filters)
@@ -557,7 +500,7 @@ func (d *data) filterNormFigures(layers []string) (figs []Figure, notes []string
 	return figs, notes, nil
 }
 
-func filterNormFigure(r *RunInfo, layer string, filters map[int]plotter.XYs) (Figure, error) {
+func filterNormFigure(r *RunInfo, layer string, filters map[int][]rundir.FilterNormPoint) (Figure, error) {
 	ids := make([]int, 0, len(filters))
 	for id := range filters {
 		ids = append(ids, id)
@@ -567,13 +510,13 @@ func filterNormFigure(r *RunInfo, layer string, filters map[int]plotter.XYs) (Fi
 	zeroed, maxStart := 0, 0.0
 	for _, id := range ids {
 		if xy := filters[id]; len(xy) > 0 {
-			maxStart = math.Max(maxStart, xy[0].Y)
+			maxStart = math.Max(maxStart, xy[0].Norm)
 		}
 	}
 	for i, id := range ids {
 		xy := filters[id]
-		sort.SliceStable(xy, func(a, b int) bool { return xy[a].X < xy[b].X })
-		if len(xy) > 0 && xy[len(xy)-1].Y < 1e-3*maxStart {
+		sort.SliceStable(xy, func(a, b int) bool { return xy[a].Step < xy[b].Step })
+		if len(xy) > 0 && xy[len(xy)-1].Norm < 1e-3*maxStart {
 			zeroed++
 		}
 		if i >= maxFiltersDrawn {
@@ -581,8 +524,8 @@ func filterNormFigure(r *RunInfo, layer string, filters map[int]plotter.XYs) (Fi
 		}
 		s := &series{color: colorAt(i), lineOnly: true}
 		for _, p := range xy {
-			s.xs = append(s.xs, p.X)
-			s.ys = append(s.ys, p.Y)
+			s.xs = append(s.xs, float64(p.Step))
+			s.ys = append(s.ys, p.Norm)
 		}
 		ss = append(ss, s)
 	}

@@ -132,10 +132,10 @@ func Build(dirs []string, opts Options) (*Report, error) {
 func prepare(runs []*RunInfo) (*data, error) {
 	d := &data{runs: runs, trainCol: "train_eval_acc", gapCol: "gap", scale: 100}
 	for _, r := range runs {
-		if !r.Run.HasColumn("train_eval_acc") {
+		if !r.Run.Has("train_eval_acc") {
 			d.trainCol = "train_acc"
 		}
-		if !r.Run.HasColumn("gap") {
+		if !r.Run.Has("gap") {
 			d.gapCol = ""
 		}
 	}

@@ -2,7 +2,6 @@ package report
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -13,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/sgt-dev/sgt/experiment"
+	"github.com/sgt-dev/sgt/rundir"
+	"github.com/sgt-dev/sgt/train"
 )
 
 // fakeRun describes a run directory to write.
@@ -22,49 +23,52 @@ type fakeRun struct {
 	// final values of the last epoch; earlier epochs get lower accuracy.
 	trainAcc, testAcc, trainLoss, logitNorm float64
 	filterNorms                             bool
-	noLogitNorm                             bool
 }
 
+// writeRun writes a run directory through package rundir, as a training
+// run does: three epochs ending at r's values.
 func writeRun(t testing.TB, dir string, r fakeRun) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg := map[string]any{"config": map[string]any{"alpha": r.alpha, "label_smoothing": r.ls, "seed": r.seed, "model": "mlp", "epochs": 3},
-		"code_version": "abc", "started": "now-" + strconv.Itoa(r.seed)}
-	data, _ := json.Marshal(cfg)
-	mustWrite(t, filepath.Join(dir, "config.json"), string(data))
-	var b strings.Builder
-	b.WriteString("epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds")
-	if !r.noLogitNorm {
-		b.WriteString(",logit_norm")
+	rec := &rundir.Record{ID: rundir.NewID(), CodeVersion: "abc", Started: "now-" + strconv.Itoa(r.seed),
+		Config: rundir.Config{Data: "mnist", Model: "mlp", Alpha: r.alpha, LabelSmoothing: r.ls, Seed: int64(r.seed), Epochs: 3}}
+	if err := rundir.WriteRecord(dir, rec); err != nil {
+		t.Fatal(err)
 	}
-	b.WriteString("\n")
+	var rows []rundir.EpochMetrics
 	for e := 1; e <= 3; e++ {
 		f := float64(e) / 3 // the last epoch has the given values
-		fmt.Fprintf(&b, "%d,0.1,%g,%g,%g,%g,2", e, r.trainLoss/f, r.trainAcc*f, r.trainLoss*2, r.testAcc*f)
-		if !r.noLogitNorm {
-			fmt.Fprintf(&b, ",%g", r.logitNorm*f)
-		}
-		b.WriteString("\n")
+		m := rundir.Unmeasured()
+		m.Epoch, m.LR, m.TrainLoss, m.TrainAcc, m.TestLoss, m.TestAcc, m.Seconds = e, 0.1, r.trainLoss/f, r.trainAcc*f, r.trainLoss*2, r.testAcc*f, 2
+		m.LogitNorm = r.logitNorm * f
+		rows = append(rows, m)
 	}
-	mustWrite(t, filepath.Join(dir, "metrics.csv"), b.String())
-	mustWrite(t, filepath.Join(dir, "summary.json"), `{"epochs":3}`)
+	if err := rundir.WriteMetrics(dir, rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := rundir.WriteSummary(dir, &rundir.Summary{Epochs: 3, Final: rows[2], BestTestAcc: rows[2].TestAcc, BestEpoch: 3, Steps: 30}); err != nil {
+		t.Fatal(err)
+	}
 	if r.filterNorms {
-		var fn strings.Builder
-		fn.WriteString("step,layer,filter,norm\n")
 		for step := 0; step <= 200; step += 100 {
+			var layers []rundir.LayerNorms
 			for _, layer := range []string{"conv1", "block1/conv", "dense"} {
+				l := rundir.LayerNorms{Layer: layer}
 				for f := range 4 {
 					norm := 1.0
 					if f == 0 && r.alpha < 1 {
 						norm = 1 - float64(step)/200 // zeroed by the end
 					}
-					fmt.Fprintf(&fn, "%d,%s,%d,%g\n", step, layer, f, norm)
+					l.Norms = append(l.Norms, norm)
 				}
+				layers = append(layers, l)
+			}
+			if err := rundir.AppendFilterNorms(dir, step, layers); err != nil {
+				t.Fatal(err)
 			}
 		}
-		mustWrite(t, filepath.Join(dir, "filter_norms.csv"), fn.String())
 	}
 }
 
@@ -304,20 +308,20 @@ func TestReportFiguresAndHTML(t *testing.T) {
 
 func TestMissingDataSkipsFigures(t *testing.T) {
 	root := t.TempDir()
-	writeRun(t, filepath.Join(root, "a"), fakeRun{alpha: 1, trainAcc: 0.9, testAcc: 0.8, trainLoss: 0.1, noLogitNorm: true})
-	writeRun(t, filepath.Join(root, "b"), fakeRun{alpha: 0.5, trainAcc: 0.9, testAcc: 0.85, trainLoss: 0.1, noLogitNorm: true})
+	writeRun(t, filepath.Join(root, "a"), fakeRun{alpha: 1, trainAcc: 0.9, testAcc: 0.8, trainLoss: 0.1, logitNorm: 3})
+	writeRun(t, filepath.Join(root, "b"), fakeRun{alpha: 0.5, trainAcc: 0.9, testAcc: 0.85, trainLoss: 0.1, logitNorm: 5})
 	rep, err := Build([]string{filepath.Join(root, "a"), filepath.Join(root, "b")}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	notes := strings.Join(rep.Notes, "\n")
-	for _, want := range []string{"logit_norm", "filter_norms.csv"} {
+	for _, want := range []string{"filter_norms.csv"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes do not explain the missing %s:\n%s", want, notes)
 		}
 	}
 	for _, f := range rep.Figures {
-		if strings.Contains(f.Name, "logit_norm") || strings.HasPrefix(f.Name, "filter_norms") {
+		if strings.HasPrefix(f.Name, "filter_norms") {
 			t.Errorf("figure %s drawn without data", f.Name)
 		}
 	}
@@ -358,7 +362,14 @@ func TestMalformedInputsNameTheFile(t *testing.T) {
 	}
 	// A run without test_acc.
 	root := t.TempDir()
-	mustWrite(t, filepath.Join(root, "metrics.csv"), "epoch,train_acc\n1,0.5\n")
+	writeRun(t, root, fakeRun{alpha: 1, trainAcc: 0.9, testAcc: 0.8, trainLoss: 0.1, logitNorm: 3})
+	var header, values []string
+	for _, m := range rundir.Metrics {
+		if !m.Optional && m.Name != "test_acc" {
+			header, values = append(header, m.Name), append(values, "0.5")
+		}
+	}
+	mustWrite(t, filepath.Join(root, "metrics.csv"), "epoch,"+strings.Join(header, ",")+"\n1,"+strings.Join(values, ",")+"\n")
 	if _, err := Build([]string{root}, Options{}); err == nil || !strings.Contains(err.Error(), "test_acc") || !strings.Contains(err.Error(), "metrics.csv") {
 		t.Errorf("missing column: %v", err)
 	}
@@ -375,26 +386,32 @@ func TestMalformedInputsNameTheFile(t *testing.T) {
 }
 
 func TestReportOfGrid(t *testing.T) {
-	// A grid made by the experiment package; the fake trial writes no
-	// config.json, so alpha and label smoothing come from the manifest.
+	// A grid made by the experiment package, with a fake trial that
+	// records its run through package rundir.
 	dir := t.TempDir()
-	g, err := experiment.NewGrid([]string{"--alpha", "0.5,1", "--lr", "0.1"}, []int{0, 1}, experiment.FlagKinds{})
+	g, err := experiment.NewGrid("", []train.Setting{{Name: "alpha", Value: "0.5,1"}, {Name: "lr", Value: "0.1"}}, []int{0, 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	train := func(ctx context.Context, args []string, d string, log io.Writer) error {
+	trainFake := func(ctx context.Context, tr experiment.Trial, d string, _ bool, log io.Writer, _ func(train.StepProgress)) error {
 		acc := 0.8
-		if strings.Contains(strings.Join(args, " "), "--alpha=0.5") {
+		if tr.Config.Alpha == 0.5 {
 			acc = 0.85
 		}
-		if strings.Contains(strings.Join(args, " "), "--seed=1") {
+		if tr.Config.Seed == 1 {
 			acc += 0.01
 		}
-		mustWrite(t, filepath.Join(d, "metrics.csv"), fmt.Sprintf("epoch,train_acc,test_acc\n1,0.9,%g\n", acc))
-		mustWrite(t, filepath.Join(d, "summary.json"), "{}")
-		return nil
+		if err := rundir.WriteRecord(d, &rundir.Record{ID: rundir.NewID(), Config: rundir.Config(tr.Config)}); err != nil {
+			return err
+		}
+		m := rundir.Unmeasured()
+		m.Epoch, m.TrainAcc, m.TestAcc = 1, 0.9, acc
+		if err := rundir.WriteMetrics(d, []rundir.EpochMetrics{m}); err != nil {
+			return err
+		}
+		return rundir.WriteSummary(d, &rundir.Summary{Epochs: 1, Final: m, BestTestAcc: acc, BestEpoch: 1, Steps: 1})
 	}
-	if _, _, err := experiment.RunGrid(context.Background(), dir, g, nil, &experiment.Runner{Train: train}); err != nil {
+	if _, _, err := experiment.RunGrid(context.Background(), dir, g, nil, &experiment.Runner{Train: trainFake}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := Build([]string{dir}, Options{})
@@ -407,6 +424,14 @@ func TestReportOfGrid(t *testing.T) {
 	}
 	if got := cell(t, tb, "Baseline", "n"); got != "2" {
 		t.Errorf("baseline n %q", got)
+	}
+	// The same runs reached twice count once.
+	again, err := Build([]string{dir, dir, filepath.Join(dir, "alpha=1_seed=0")}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cell(t, findTable(t, again, "label smoothing 0"), "Baseline", "n"); got != "2" {
+		t.Errorf("runs reached twice: baseline n %q, want 2", got)
 	}
 }
 

@@ -7,9 +7,10 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/gomlx/gomlx/pkg/ml/context"
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/sgt-dev/sgt/models"
+	"github.com/sgt-dev/sgt/rundir"
 )
 
 // BenchmarkTrainStepMLP measures one SGT train step (alpha 0.3, the default
@@ -23,12 +24,11 @@ func BenchmarkTrainStepMLP(b *testing.B) {
 		b.Fatal(err)
 	}
 	backend := testBackend(b)
-	tr := &trainer{cfg: cfg, spec: spec, numClasses: 10, optimizer: cfg.Optimizer()}
-	ctx := context.New()
+	ctx := mlctx.New()
 	if err := ctx.SetRNGStateFromSeed(1); err != nil {
 		b.Fatal(err)
 	}
-	exec, err := context.NewExec(backend, ctx.Checked(false), tr.trainStepGraph)
+	exec, err := mlctx.NewExec(backend, ctx.Checked(false), NewStep(cfg, spec, 10).Train)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,12 +57,12 @@ func BenchmarkTrainStepMLP(b *testing.B) {
 }
 
 func TestProgressOutput(t *testing.T) {
-	m := EpochMetrics{Epoch: 1, LR: 0.1, TrainLoss: 0.5, TrainAcc: 0.9, TestLoss: 0.25, TestAcc: 0.95, Seconds: 2, ImagesPerSecond: 100}
+	m := rundir.EpochMetrics{Epoch: 1, LR: 0.1, TrainLoss: 0.5, TrainAcc: 0.9, TestLoss: 0.25, TestAcc: 0.95, Seconds: 2, ImagesPerSecond: 100}
 
 	// Not a terminal: one line per epoch, no carriage returns.
 	var plain bytes.Buffer
 	p := newProgress(&plain, false, 2, 3, 10)
-	p.startEpoch(1)
+	p.startEpoch(1, 0)
 	for s := 1; s <= 3; s++ {
 		p.step(s, 0.5, 0.9)
 	}
@@ -76,7 +76,7 @@ func TestProgressOutput(t *testing.T) {
 	// throughput, cleared before the epoch line.
 	var term bytes.Buffer
 	p = newProgress(&term, true, 2, 3, 10)
-	p.startEpoch(1)
+	p.startEpoch(1, 0)
 	for s := 1; s <= 3; s++ {
 		p.step(s, 0.5, 0.9)
 	}
@@ -95,7 +95,7 @@ func TestProgressOutput(t *testing.T) {
 // host for a model with ResNet-18's convolution kernels (11M weights), as a
 // run does at every filter-norm record and every epoch end.
 func BenchmarkConvFilterNorms(b *testing.B) {
-	ctx := context.New()
+	ctx := mlctx.New()
 	shapes := [][4]int{{7, 7, 3, 64}}
 	in := 64
 	for _, out := range []int{64, 128, 256, 512} {

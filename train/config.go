@@ -25,95 +25,15 @@ import (
 	"github.com/sgt-dev/sgt"
 	"github.com/sgt-dev/sgt/data"
 	"github.com/sgt-dev/sgt/models"
+	"github.com/sgt-dev/sgt/rundir"
 	"github.com/sgt-dev/sgt/train/optim"
 )
 
-// Config holds every setting of a training run. Its JSON form is recorded in
-// config.json.
-type Config struct {
-	// Data is the dataset name: one of data.Names() ("mnist",
-	// "fashion-mnist", "cifar10", "cifar100") or DataImageFolder. DataDir is
-	// the directory to read it from ("" for the default location; required
-	// for an image folder, where it holds the train and val folders).
-	Data    string `json:"data"`
-	DataDir string `json:"data_dir"`
-	// ImageSize is the side of the square images an image folder is cropped
-	// and resized to (0: 224). Only used with DataImageFolder.
-	ImageSize int `json:"image_size"`
-	// Model is a registered model name (see models.Names).
-	Model string `json:"model"`
-	// SmallStem replaces an ImageNet-style ResNet's 7x7/2 stem and max pool
-	// by a 3x3/1 convolution, for small images such as 28x28 or 32x32.
-	SmallStem bool `json:"small_stem"`
-	// Alpha is the SGT exponent of the backward pass (1: plain training).
-	Alpha float64 `json:"alpha"`
-	// LabelSmoothing is the label-smoothing amount eps in [0, 1).
-	LabelSmoothing float64 `json:"label_smoothing"`
-	// Epochs is the number of passes over the training set.
-	Epochs int `json:"epochs"`
-	// BatchSize is the number of examples per optimizer step; the last
-	// incomplete batch of each epoch is dropped.
-	BatchSize int `json:"batch_size"`
-	// EvalBatchSize is the batch size of evaluation (0: BatchSize).
-	EvalBatchSize int `json:"eval_batch_size"`
-	// LR is the peak learning rate.
-	LR float64 `json:"lr"`
-	// Momentum is the SGD momentum coefficient in [0, 1) and Nesterov
-	// selects Nesterov momentum.
-	Momentum float64 `json:"momentum"`
-	Nesterov bool    `json:"nesterov"`
-	// WeightDecay is added to the gradient as WeightDecay*w (PyTorch SGD).
-	WeightDecay float64 `json:"weight_decay"`
-	// ExemptVectors leaves parameters of rank <= 1 (biases, batch-norm
-	// scales and offsets) undecayed; by default (as in PyTorch) every
-	// parameter is decayed.
-	ExemptVectors bool `json:"wd_exempt_vectors"`
-	// ClipNorm is the global-norm gradient clipping threshold (0: off).
-	ClipNorm float64 `json:"clip_norm"`
-	// AGC is the adaptive gradient clipping factor lambda (0: off).
-	AGC float64 `json:"agc"`
-	// AGCFinal also applies AGC to the final layer.
-	AGCFinal bool `json:"agc_final"`
-	// Schedule is the learning-rate schedule: constant, cosine or step.
-	Schedule string `json:"schedule"`
-	// WarmupEpochs is the length of the linear warm-up, which starts at
-	// WarmupStartLR.
-	WarmupEpochs  float64 `json:"warmup_epochs"`
-	WarmupStartLR float64 `json:"warmup_start_lr"`
-	// Milestones are the epochs at which the step schedule divides the
-	// learning rate by 10.
-	Milestones []int `json:"milestones,omitempty"`
-	// Augment selects the training-data augmentation (see AugmentNames;
-	// "" means AugmentAuto).
-	Augment string `json:"augment"`
-	// Seed seeds the weight initialisation, the model's random numbers and
-	// the data order.
-	Seed int64 `json:"seed"`
-	// TrainSize and TestSize limit the number of examples used (0: all).
-	TrainSize int `json:"train_size"`
-	TestSize  int `json:"test_size"`
-	// TrainEvalSize is the number of training examples (the first ones of
-	// the training set used) evaluated after every epoch without
-	// augmentation and in inference mode, giving train_eval_loss,
-	// train_eval_acc and the generalisation gap. 0 disables this pass; a
-	// number above the training set's size means all of it.
-	TrainEvalSize int `json:"train_eval_size"`
-	// ZeroThreshold is the absolute threshold below which a convolution
-	// filter's weight L2 norm, or a pooled feature's mean absolute
-	// activation over the test set, counts as zeroed out.
-	ZeroThreshold float64 `json:"zero_threshold"`
-	// FilterNormsEvery is the cadence, in optimizer steps, at which the
-	// weight L2 norm of every convolution filter is appended to
-	// filter_norms.csv: N > 0 every N steps, FilterNormsEpoch (-1) at the
-	// end of every epoch, 0 never. The initial norms (step 0) are recorded
-	// too whenever it is not 0.
-	FilterNormsEvery int `json:"filter_norms_every"`
-	// Backend is the requested GoMLX backend ("" for the automatic choice).
-	Backend string `json:"backend"`
-	// Recipe names the recipe the settings started from ("" for none); see
-	// LookupRecipe. It is recorded, not interpreted.
-	Recipe string `json:"recipe,omitempty"`
-}
+// Config holds every setting of a training run. Its fields and their JSON
+// form (config.json) are defined once, by rundir.Config; Config adds the
+// training semantics: defaults, validation, the optimizer and the schedule.
+// The two convert into each other: rundir.Config(cfg), Config(rec.Config).
+type Config rundir.Config
 
 // DataImageFolder is the Config.Data value of an image folder dataset
 // (DataDir/train/<class>/*.jpg and DataDir/val/<class>/*.jpg), read with the
@@ -295,6 +215,14 @@ func (c *Config) Warnings() []string {
 		w = append(w, fmt.Sprintf("alpha %g > 1 is outside the paper's range [0, 1]: it sharpens the tampered distribution instead of smoothing it", c.Alpha))
 	}
 	return w
+}
+
+// evalBatchSize returns the batch size of evaluation.
+func (c *Config) evalBatchSize() int {
+	if c.EvalBatchSize > 0 {
+		return c.EvalBatchSize
+	}
+	return c.BatchSize
 }
 
 // scheduleConfig returns the schedule settings for a run of stepsPerEpoch

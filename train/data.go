@@ -205,11 +205,11 @@ func (s *split) dims(n int) []int { return []int{n, s.h, s.w, s.c} }
 func (s *split) sameShape(o *split) bool { return s.h == o.h && s.w == o.w && s.c == o.c }
 
 // trainLoader returns a loader of shuffled, augmented training batches
-// (dropping each epoch's last partial batch) that starts at the 0-based
-// epoch startEpoch. Its workers decode and augment ahead of the trainer. The
+// (dropping each epoch's last partial batch) that starts at batch
+// startBatch of the 0-based epoch startEpoch. Its workers decode and augment ahead of the trainer. The
 // order and augmentation depend only on the seed and the epoch, so that a
 // resumed run sees the same batches.
-func (s *split) trainLoader(batchSize int, seed int64, transform data.Transform, startEpoch int) (*data.Loader, error) {
+func (s *split) trainLoader(batchSize int, seed int64, transform data.Transform, startEpoch, startBatch int) (*data.Loader, error) {
 	l, err := data.NewLoader(s.src, data.LoaderOptions{
 		BatchOptions: data.BatchOptions{
 			BatchSize: batchSize, Shuffle: true, DropLast: true, Seed: uint64(seed),
@@ -217,6 +217,7 @@ func (s *split) trainLoader(batchSize int, seed int64, transform data.Transform,
 		},
 		Workers:    s.workers,
 		StartEpoch: startEpoch,
+		StartBatch: startBatch,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("training batches: %w", err)

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sgt-dev/sgt/data"
 
+	"github.com/sgt-dev/sgt/rundir"
 	"github.com/sgt-dev/sgt/train/optim"
 )
 
@@ -59,12 +61,12 @@ func TestRunDivergenceKeepsLastCheckpoint(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "run")
-			tr, err := setup(cfg, Options{Out: dir})
+			tr, err := setup(context.Background(), cfg, Options{Out: dir})
 			if err != nil {
 				t.Fatal(err)
 			}
 			tr.schedule = spikeSchedule{Schedule: tr.schedule, at: tc.at(tr.stepsPerEpoch)}
-			_, err = tr.loop(time.Now())
+			_, err = tr.loop(context.Background(), time.Now())
 			tr.close()
 			if !errors.Is(err, ErrDiverged) {
 				t.Fatalf("err %v, want ErrDiverged", err)
@@ -74,10 +76,10 @@ func TestRunDivergenceKeepsLastCheckpoint(t *testing.T) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
 			}
-			if state, _ := InspectRunDir(dir); state != RunUnfinished {
+			if state, _ := rundir.Inspect(dir); state != rundir.Unfinished {
 				t.Errorf("run dir state %v, want unfinished", state)
 			}
-			epochs, err := listCheckpoints(filepath.Join(dir, checkpointDir))
+			epochs, err := listCheckpoints(filepath.Join(dir, rundir.CheckpointDir))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,17 +92,17 @@ func TestRunDivergenceKeepsLastCheckpoint(t *testing.T) {
 			if len(epochs) != 1 || epochs[0] != tc.kept {
 				t.Fatalf("checkpoints %v, want only epoch %d", epochs, tc.kept)
 			}
-			h, _, err := decodeCheckpoint(filepath.Join(dir, checkpointDir, checkpointName(tc.kept)))
+			h, _, err := readCheckpoint(filepath.Join(dir, rundir.CheckpointDir, checkpointName(tc.kept)))
 			if err != nil || h.Epoch != tc.kept || !finite(h.History[0].TestLoss) {
 				t.Fatalf("kept checkpoint: %+v, %v", h, err)
 			}
-			rows, err := ReadMetricsCSV(filepath.Join(dir, MetricsFile))
+			rows, err := rundir.ReadMetrics(dir)
 			if err != nil || len(rows) != tc.kept {
 				t.Fatalf("metrics.csv rows %+v (err %v), want %d", rows, err, tc.kept)
 			}
 			// Resuming (with the normal schedule) finishes the run from the
 			// good checkpoint.
-			sum, err := Run(Config{}, Options{Out: dir, Resume: true})
+			sum, err := Run(context.Background(), Config{}, Options{Out: dir, Resume: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -231,7 +233,7 @@ func TestRunOtherDatasets(t *testing.T) {
 			cfg.Data = "cifar100"
 			writeCIFAR(t, cifar, classes, 1000, false)
 		}
-		sum, err := Run(cfg, Options{})
+		sum, err := Run(context.Background(), cfg, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,12 +252,12 @@ func TestRunOtherDatasets(t *testing.T) {
 	cfg.Epochs, cfg.BatchSize, cfg.LR = 3, 8, 0.05
 	cfg.TrainEvalSize = 12 // 4 of each class, spread over the class-sorted files
 	dir := filepath.Join(t.TempDir(), "run")
-	sum, err := Run(cfg, Options{Out: dir})
+	sum, err := Run(context.Background(), cfg, Options{Out: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec RunRecord
-	readJSON(t, filepath.Join(dir, ConfigFile), &rec)
+	var rec rundir.Record
+	readJSON(t, filepath.Join(dir, rundir.ConfigFile), &rec)
 	if rec.TrainExamples != 48 || rec.TestExamples != 24 || rec.TrainEvalExamples != 12 ||
 		len(rec.TrainSources) != 1 || rec.TrainSources[0] != filepath.Join(folder, "train") {
 		t.Errorf("config.json: %+v", rec)
@@ -273,7 +275,7 @@ func TestRunReportsBadData(t *testing.T) {
 	base.TrainEvalSize = 0
 	fieldErr := func(name string, cfg Config, field string) {
 		t.Helper()
-		_, err := Run(cfg, Options{})
+		_, err := Run(context.Background(), cfg, Options{})
 		var fe *FieldError
 		if !errors.As(err, &fe) || fe.Field != field {
 			t.Errorf("%s: err %v, want a FieldError for %s", name, err, field)
@@ -281,7 +283,7 @@ func TestRunReportsBadData(t *testing.T) {
 	}
 	fileErr := func(name string, cfg Config, file string) {
 		t.Helper()
-		_, err := Run(cfg, Options{})
+		_, err := Run(context.Background(), cfg, Options{})
 		if err == nil || !strings.Contains(err.Error(), file) {
 			t.Errorf("%s: err %v, want an error naming %s", name, err, file)
 		}

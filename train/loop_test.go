@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -11,9 +12,10 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
-	"github.com/gomlx/gomlx/pkg/ml/context"
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/sgt-dev/sgt/models"
+	"github.com/sgt-dev/sgt/rundir"
 	"github.com/sgt-dev/sgt/train/optim"
 )
 
@@ -100,7 +102,7 @@ func TestFinalLayerScope(t *testing.T) {
 	}
 	g := graph.NewGraph(testBackend(t), "final")
 	defer g.Finalize()
-	ctx := context.New()
+	ctx := mlctx.New()
 	images := graph.Parameter(g, "images", shapes.Make(dtypes.Float32, 2, 28, 28, 1))
 	spec.Build(ctx, images, 10)
 	if got := finalLayerScope(ctx, g, 10); got != "/mlp/output/dense" && got != "/mlp/output" {
@@ -137,8 +139,8 @@ func TestRunLearnsMNIST(t *testing.T) {
 		cfg.BatchSize = 64
 		cfg.EvalBatchSize = 1000
 		out := filepath.Join(t.TempDir(), "run")
-		var epochs []EpochMetrics
-		sum, err := Run(cfg, Options{Out: out, OnEpoch: func(m EpochMetrics) { epochs = append(epochs, m) }})
+		var epochs []rundir.EpochMetrics
+		sum, err := Run(context.Background(), cfg, Options{Out: out, OnEpoch: func(m rundir.EpochMetrics) { epochs = append(epochs, m) }})
 		if err != nil {
 			t.Fatalf("alpha %g: %v", alpha, err)
 		}
@@ -165,30 +167,30 @@ func TestRunLearnsMNIST(t *testing.T) {
 			t.Errorf("alpha %g: epoch lr %v, want the mean %v", alpha, sum.Final.LR, meanLR)
 		}
 
-		var rec RunRecord
-		readJSON(t, filepath.Join(out, ConfigFile), &rec)
+		var rec rundir.Record
+		readJSON(t, filepath.Join(out, rundir.ConfigFile), &rec)
 		if rec.Config.Alpha != alpha || rec.Config.TrainSize != 5000 || rec.TrainExamples != 5000 ||
 			rec.TestExamples != 2000 || rec.StepsPerEpoch != 78 || rec.Parameters != 784*256+256+256*10+10 ||
 			rec.CodeVersion == "" || rec.Backend == "" || len(rec.TrainSources) == 0 || len(rec.TestSources) == 0 {
 			t.Errorf("config.json: %+v", rec)
 		}
-		rows, err := ReadMetricsCSV(filepath.Join(out, MetricsFile))
+		rows, err := rundir.ReadMetrics(out)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(rows) != 1 || !equalMetrics(rows[0], sum.Final) {
 			t.Errorf("metrics.csv rows %+v, want the final metrics %+v", rows, sum.Final)
 		}
-		var got Summary
-		readJSON(t, filepath.Join(out, SummaryFile), &got)
+		var got rundir.Summary
+		readJSON(t, filepath.Join(out, rundir.SummaryFile), &got)
 		if !equalMetrics(got.Final, sum.Final) || got.BestTestAcc != sum.Final.TestAcc || got.BestEpoch != 1 || !(got.TotalSeconds > 0) {
 			t.Errorf("summary.json %+v, want final %+v", got, sum.Final)
 		}
-		if _, err := os.Stat(filepath.Join(out, checkpointDir, checkpointName(1))); err != nil {
+		if _, err := os.Stat(filepath.Join(out, rundir.CheckpointDir, checkpointName(1))); err != nil {
 			t.Errorf("checkpoint: %v", err)
 		}
 		// A finished run is never overwritten without Force.
-		if _, err := Run(cfg, Options{Out: out}); !errors.Is(err, ErrFinishedRun) {
+		if _, err := Run(context.Background(), cfg, Options{Out: out}); !errors.Is(err, ErrFinishedRun) {
 			t.Errorf("rerun into a finished run: err %v, want ErrFinishedRun", err)
 		}
 	}
@@ -196,12 +198,12 @@ func TestRunLearnsMNIST(t *testing.T) {
 
 // equalMetrics reports whether a and b hold the same values, NaN (not
 // measured) matching NaN.
-func equalMetrics(a, b EpochMetrics) bool {
+func equalMetrics(a, b rundir.EpochMetrics) bool {
 	if a.Epoch != b.Epoch {
 		return false
 	}
-	for _, c := range metricColumns {
-		x, y := c.get(&a), c.get(&b)
+	for _, c := range rundir.Metrics {
+		x, y := c.Of(a), c.Of(b)
 		if x != y && !(math.IsNaN(x) && math.IsNaN(y)) {
 			return false
 		}
@@ -209,8 +211,23 @@ func equalMetrics(a, b EpochMetrics) bool {
 	return true
 }
 
+// runStopped runs cfg, cancelling its context once epoch stop has ended,
+// and returns Run's error.
+func runStopped(t *testing.T, cfg Config, opts Options, stop int) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts.OnEpoch = func(m rundir.EpochMetrics) {
+		if m.Epoch == stop {
+			cancel()
+		}
+	}
+	_, err := Run(ctx, cfg, opts)
+	return err
+}
+
 // sameMetrics compares two histories, except their timings.
-func sameMetrics(t *testing.T, what string, a, b []EpochMetrics) {
+func sameMetrics(t *testing.T, what string, a, b []rundir.EpochMetrics) {
 	t.Helper()
 	if len(a) != len(b) {
 		t.Fatalf("%s: %d vs %d epochs", what, len(a), len(b))
@@ -244,11 +261,11 @@ func TestRunDeterministicAndResumable(t *testing.T) {
 	cfg.Seed = 7
 
 	dirA := filepath.Join(t.TempDir(), "a")
-	a, err := Run(cfg, Options{Out: dirA})
+	a, err := Run(context.Background(), cfg, Options{Out: dirA})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Run(cfg, Options{})
+	b, err := Run(context.Background(), cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +276,7 @@ func TestRunDeterministicAndResumable(t *testing.T) {
 	// A different seed gives different numbers (the seed is really used).
 	other := cfg
 	other.Seed = 8
-	x, err := Run(other, Options{})
+	x, err := Run(context.Background(), other, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,29 +286,29 @@ func TestRunDeterministicAndResumable(t *testing.T) {
 
 	// Stop after one epoch, as if killed, then resume.
 	dirC := filepath.Join(t.TempDir(), "c")
-	if _, err := Run(cfg, Options{Out: dirC, StopAfterEpochs: 1}); !errors.Is(err, ErrStopped) {
-		t.Fatalf("stopped run: err %v, want ErrStopped", err)
+	if err := runStopped(t, cfg, Options{Out: dirC}, 1); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("stopped run: err %v, want ErrInterrupted", err)
 	}
-	if state, _ := InspectRunDir(dirC); state != RunUnfinished {
+	if state, _ := rundir.Inspect(dirC); state != rundir.Unfinished {
 		t.Fatalf("stopped run dir state %v, want unfinished", state)
 	}
-	if _, err := Run(cfg, Options{Out: dirC}); !errors.Is(err, ErrUnfinishedRun) {
+	if _, err := Run(context.Background(), cfg, Options{Out: dirC}); !errors.Is(err, ErrUnfinishedRun) {
 		t.Fatalf("new run into an unfinished one: err %v, want ErrUnfinishedRun", err)
 	}
 	ignored := DefaultConfig() // Resume takes the settings from config.json.
-	c, err := Run(ignored, Options{Out: dirC, Resume: true})
+	c, err := Run(context.Background(), ignored, Options{Out: dirC, Resume: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameMetrics(t, "resumed", a.History, c.History)
-	rows, err := ReadMetricsCSV(filepath.Join(dirC, MetricsFile))
+	rows, err := rundir.ReadMetrics(dirC)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameMetrics(t, "resumed metrics.csv", a.History, rows)
 
 	// Checkpoints: the newest plus the best are kept.
-	epochs, err := listCheckpoints(filepath.Join(dirA, checkpointDir))
+	epochs, err := listCheckpoints(filepath.Join(dirA, rundir.CheckpointDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +319,7 @@ func TestRunDeterministicAndResumable(t *testing.T) {
 	if len(epochs) != len(want) || epochs[len(epochs)-1] != 2 || epochs[0] != want[0] {
 		t.Errorf("checkpoints kept %v, want %v (best epoch %d)", epochs, want, a.BestEpoch)
 	}
-	if _, err := Run(cfg, Options{Out: dirA, Resume: true}); err == nil {
+	if _, err := Run(context.Background(), cfg, Options{Out: dirA, Resume: true}); err == nil {
 		t.Error("resuming a finished run succeeded")
 	}
 }
@@ -314,7 +331,7 @@ func TestRunStopsOnDivergence(t *testing.T) {
 	cfg.BatchSize = 64
 	cfg.LR = 1e30
 	cfg.Schedule = optim.ScheduleConstant
-	_, err := Run(cfg, Options{})
+	_, err := Run(context.Background(), cfg, Options{})
 	if !errors.Is(err, ErrDiverged) {
 		t.Fatalf("err %v, want ErrDiverged", err)
 	}

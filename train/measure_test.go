@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -15,19 +16,20 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/gomlx/gomlx/pkg/ml/context"
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/sgt-dev/sgt/models"
+	"github.com/sgt-dev/sgt/rundir"
 )
 
 // logitsSpec is a fake model whose logits are its input images [N, 1, 1, C]
 // reshaped to [N, C], and whose features are the logits minus 1.
 var logitsSpec = models.Spec{
 	Name: "logits",
-	Build: func(_ *context.Context, images *graph.Node, numClasses int) *graph.Node {
+	Build: func(_ *mlctx.Context, images *graph.Node, numClasses int) *graph.Node {
 		return graph.Reshape(images, images.Shape().Dimensions[0], numClasses)
 	},
-	Features: func(_ *context.Context, images *graph.Node, numClasses int) (features, logits *graph.Node) {
+	Features: func(_ *mlctx.Context, images *graph.Node, numClasses int) (features, logits *graph.Node) {
 		logits = graph.Reshape(images, images.Shape().Dimensions[0], numClasses)
 		return graph.AddScalar(logits, -1), logits
 	},
@@ -81,8 +83,8 @@ func TestEvalStepGraph(t *testing.T) {
 	}
 
 	for _, alpha := range []float64{1, 0.3} { // the forward value ignores alpha
-		tr := &trainer{cfg: Config{Alpha: alpha}, spec: logitsSpec, numClasses: classes}
-		exec, err := context.NewExec(testBackend(t), context.New(), tr.evalStepGraph)
+		step := NewStep(Config{Alpha: alpha}, logitsSpec, classes)
+		exec, err := mlctx.NewExec(testBackend(t), mlctx.New(), step.Eval)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +122,7 @@ func TestEvalStepGraph(t *testing.T) {
 // TestConvFilterNorms checks the per-filter norms against a direct
 // computation, and that only trainable rank-4 variables count as filters.
 func TestConvFilterNorms(t *testing.T) {
-	ctx := context.New()
+	ctx := mlctx.New()
 	const kh, kw, in, out = 3, 2, 4, 5
 	w := make([]float32, kh*kw*in*out)
 	for i := range w {
@@ -136,7 +138,7 @@ func TestConvFilterNorms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(layers) != 1 || layers[0].layer != "block/conv" || len(layers[0].norms) != out {
+	if len(layers) != 1 || layers[0].Layer != "block/conv" || len(layers[0].Norms) != out {
 		t.Fatalf("layers %+v, want only block/conv with %d filters", layers, out)
 	}
 	for f := range out {
@@ -144,45 +146,12 @@ func TestConvFilterNorms(t *testing.T) {
 		for i := range kh * kw * in {
 			sq += float64(w[i*out+f]) * float64(w[i*out+f])
 		}
-		if got := layers[0].norms[f]; math.Abs(got-math.Sqrt(sq)) > 1e-9 {
+		if got := layers[0].Norms[f]; math.Abs(got-math.Sqrt(sq)) > 1e-9 {
 			t.Errorf("filter %d: norm %v, want %v", f, got, math.Sqrt(sq))
 		}
 	}
 	if below, total := countBelow(layers, 1e-3); below != 1 || total != out {
 		t.Errorf("countBelow: %d of %d, want 1 of %d", below, total, out)
-	}
-}
-
-func TestTrimFilterNorms(t *testing.T) {
-	path := filepath.Join(t.TempDir(), FilterNormsFile)
-	if err := trimFilterNorms(path, 3); err != nil {
-		t.Fatalf("missing file: %v", err)
-	}
-	layers := []layerNorms{{layer: "a/conv", norms: []float64{1, 0.5}}}
-	for _, step := range []int{0, 2, 4} {
-		if err := appendFilterNorms(path, step, layers); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("6,a/conv,0,0.9") // cut short by a kill
-	f.Close()
-	if err := trimFilterNorms(path, 2); err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := os.ReadFile(path)
-	want := "step,layer,filter,norm\n0,a/conv,0,1\n0,a/conv,1,0.5\n2,a/conv,0,1\n2,a/conv,1,0.5\n"
-	if string(raw) != want {
-		t.Errorf("trimmed file:\n%s\nwant:\n%s", raw, want)
-	}
-	if err := os.WriteFile(path, []byte("step,layer,filter,norm\nx,a,0,1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := trimFilterNorms(path, 2); err == nil || !strings.Contains(err.Error(), path) {
-		t.Errorf("malformed row: err %v, want an error naming the file", err)
 	}
 }
 
@@ -226,7 +195,7 @@ func readFilterNorms(t *testing.T, path string) map[int]map[string][]float64 {
 // trainer.
 func checkpointFilterNorms(t *testing.T, path string) map[string][]float64 {
 	t.Helper()
-	h, payload, err := decodeCheckpoint(path)
+	h, payload, err := readCheckpoint(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,11 +239,11 @@ func TestRunMeasuresConvModel(t *testing.T) {
 	cfg.FilterNormsEvery = 4 // one epoch is 4 steps: rows at steps 0, 4 and 8
 	cfg.ZeroThreshold = 1    // splits the initial filters: the 16 stem ones are below
 	dirA := filepath.Join(t.TempDir(), "a")
-	a, err := Run(cfg, Options{Out: dirA})
+	a, err := Run(context.Background(), cfg, Options{Out: dirA})
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(dirA, MetricsFile))
+	raw, err := os.ReadFile(filepath.Join(dirA, rundir.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,17 +271,17 @@ func TestRunMeasuresConvModel(t *testing.T) {
 			t.Errorf("epoch %d: data wait share %v", m.Epoch, m.DataWaitShare)
 		}
 	}
-	var rec RunRecord
-	readJSON(t, filepath.Join(dirA, ConfigFile), &rec)
+	var rec rundir.Record
+	readJSON(t, filepath.Join(dirA, rundir.ConfigFile), &rec)
 	if rec.TrainEvalExamples != 100 || rec.Config.FilterNormsEvery != 4 {
 		t.Errorf("config.json: train_eval_examples %d, filter_norms_every %d", rec.TrainEvalExamples, rec.Config.FilterNormsEvery)
 	}
 
-	norms := readFilterNorms(t, filepath.Join(dirA, FilterNormsFile))
+	norms := readFilterNorms(t, filepath.Join(dirA, rundir.FilterNormsFile))
 	if steps := len(norms); steps != 3 || norms[0] == nil || norms[4] == nil || norms[8] == nil {
 		t.Fatalf("filter norms at %d steps, want 0, 4 and 8", steps)
 	}
-	final := checkpointFilterNorms(t, filepath.Join(dirA, checkpointDir, checkpointName(2)))
+	final := checkpointFilterNorms(t, filepath.Join(dirA, rundir.CheckpointDir, checkpointName(2)))
 	if len(final) != 19 || len(norms[8]) != 19 {
 		t.Fatalf("%d conv layers in the checkpoint, %d in filter_norms.csv; want 19", len(final), len(norms[8]))
 	}
@@ -341,22 +310,22 @@ func TestRunMeasuresConvModel(t *testing.T) {
 	// Stopped after epoch 1 with a row of a later step and a cut-off line
 	// left behind (as by a kill), then resumed: the same records.
 	dirB := filepath.Join(t.TempDir(), "b")
-	if _, err := Run(cfg, Options{Out: dirB, StopAfterEpochs: 1}); err == nil {
+	if err := runStopped(t, cfg, Options{Out: dirB}, 1); err == nil {
 		t.Fatal("stopped run succeeded")
 	}
-	f, err := os.OpenFile(filepath.Join(dirB, FilterNormsFile), os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(filepath.Join(dirB, rundir.FilterNormsFile), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.WriteString("5,resnet/stem/conv,0,1\n6,resnet/stem/co")
 	f.Close()
-	b, err := Run(Config{}, Options{Out: dirB, Resume: true})
+	b, err := Run(context.Background(), Config{}, Options{Out: dirB, Resume: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameMetrics(t, "resumed", a.History, b.History)
-	rawA, _ := os.ReadFile(filepath.Join(dirA, FilterNormsFile))
-	rawB, _ := os.ReadFile(filepath.Join(dirB, FilterNormsFile))
+	rawA, _ := os.ReadFile(filepath.Join(dirA, rundir.FilterNormsFile))
+	rawB, _ := os.ReadFile(filepath.Join(dirB, rundir.FilterNormsFile))
 	if string(rawA) != string(rawB) {
 		t.Errorf("filter_norms.csv of the resumed run differs from the uninterrupted one")
 	}
@@ -364,7 +333,7 @@ func TestRunMeasuresConvModel(t *testing.T) {
 	// Measuring changes nothing in training.
 	plain := cfg
 	plain.TrainEvalSize, plain.FilterNormsEvery = 0, 0
-	c, err := Run(plain, Options{})
+	c, err := Run(context.Background(), plain, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"io"
 	"math"
 	"time"
+
+	"github.com/sgt-dev/sgt/rundir"
 )
 
 // progress reports a run's advance: on a terminal a single line rewritten in
@@ -16,11 +18,11 @@ type progress struct {
 	epochs, steps  int
 	epoch          int
 	epochStart     time.Time
-	lastStep       time.Time
 	lastPrint      time.Time
 	lineOpen       bool
 	imagesPerStep  int
 	stepsThisEpoch int
+	firstStep      int // the step the epoch (re)started at
 }
 
 // newProgress returns a reporter writing to w (nil: silent).
@@ -28,19 +30,19 @@ func newProgress(w io.Writer, interactive bool, epochs, steps, batchSize int) *p
 	return &progress{w: w, interactive: interactive, epochs: epochs, steps: steps, imagesPerStep: batchSize}
 }
 
-// startEpoch marks the start of an epoch.
-func (p *progress) startEpoch(epoch int) {
+// startEpoch marks the start of an epoch, or of its rest from step
+// done on (a resumed run).
+func (p *progress) startEpoch(epoch, done int) {
 	p.epoch = epoch
 	p.epochStart = time.Now()
-	p.lastStep = p.epochStart
-	p.stepsThisEpoch = 0
+	p.stepsThisEpoch = done
+	p.firstStep = done
 }
 
 // step records that step (counted from 1 in the epoch) finished, with the
 // running mean loss and accuracy of the epoch so far.
 func (p *progress) step(step int, loss, acc float64) {
 	now := time.Now()
-	p.lastStep = now
 	p.stepsThisEpoch = step
 	if p.w == nil || !p.interactive {
 		return
@@ -52,24 +54,15 @@ func (p *progress) step(step int, loss, acc float64) {
 	secs := now.Sub(p.epochStart).Seconds()
 	rate := 0.0
 	if secs > 0 && p.imagesPerStep > 0 {
-		rate = float64(step*p.imagesPerStep) / secs
+		rate = float64((step-p.firstStep)*p.imagesPerStep) / secs
 	}
 	fmt.Fprintf(p.w, "\r\033[Kepoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  %.0f img/s",
 		p.epoch, p.epochs, step, p.steps, loss, 100*acc, rate)
 	p.lineOpen = true
 }
 
-// trainSeconds returns the time from the epoch's start to its last step.
-func (p *progress) trainSeconds() float64 {
-	s := p.lastStep.Sub(p.epochStart).Seconds()
-	if s <= 0 {
-		return 1e-9
-	}
-	return s
-}
-
 // endEpoch prints the epoch's metrics.
-func (p *progress) endEpoch(m EpochMetrics) {
+func (p *progress) endEpoch(m rundir.EpochMetrics) {
 	if p.w == nil {
 		return
 	}

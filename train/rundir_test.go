@@ -6,45 +6,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "x.json")
-	for _, content := range []string{"first", "second, longer content"} {
-		if err := WriteFileAtomic(path, []byte(content)); err != nil {
-			t.Fatal(err)
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != content {
-			t.Fatalf("content %q, want %q", got, content)
-		}
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 {
-		t.Fatalf("temporary files left behind: %v", entries)
-	}
-	if err := WriteFileAtomic(filepath.Join(dir, "missing", "x"), nil); err == nil {
-		t.Fatal("no error writing into a missing directory")
-	}
-}
+	"github.com/sgt-dev/sgt/rundir"
+)
 
 func TestPrepareRunDirProtectsRuns(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
-	if state, err := InspectRunDir(dir); err != nil || state != RunNone {
+	if state, err := rundir.Inspect(dir); err != nil || state != rundir.None {
 		t.Fatalf("missing dir: state %v err %v", state, err)
 	}
 	if err := prepareRunDir(dir, false); err != nil {
 		t.Fatalf("new dir: %v", err)
 	}
 	write := func(name string) {
-		if err := WriteFileAtomic(filepath.Join(dir, name), []byte("x")); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -53,23 +28,23 @@ func TestPrepareRunDirProtectsRuns(t *testing.T) {
 	if err := prepareRunDir(dir, false); err != nil {
 		t.Fatalf("dir with unrelated file: %v", err)
 	}
-	write(ConfigFile)
+	write(rundir.ConfigFile)
 	if err := prepareRunDir(dir, false); !errors.Is(err, ErrUnfinishedRun) {
 		t.Fatalf("unfinished run: err %v, want ErrUnfinishedRun", err)
 	}
-	write(MetricsFile)
-	write(SummaryFile)
+	write(rundir.MetricsFile)
+	write(rundir.SummaryFile)
 	err := prepareRunDir(dir, false)
 	if !errors.Is(err, ErrFinishedRun) || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("finished run: err %v, want ErrFinishedRun mentioning --force", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, SummaryFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, rundir.SummaryFile)); err != nil {
 		t.Fatalf("refusal touched the finished run: %v", err)
 	}
 	if err := prepareRunDir(dir, true); err != nil {
 		t.Fatalf("force: %v", err)
 	}
-	for _, name := range []string{ConfigFile, MetricsFile, SummaryFile} {
+	for _, name := range []string{rundir.ConfigFile, rundir.MetricsFile, rundir.SummaryFile} {
 		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("force left %s behind (err %v)", name, err)
 		}
@@ -82,7 +57,9 @@ func TestPrepareRunDirProtectsRuns(t *testing.T) {
 	if write2 != nil {
 		t.Fatal(write2)
 	}
-	if err := prepareRunDir(file, false); err == nil {
-		t.Fatal("a plain file accepted as output directory")
+	err = prepareRunDir(file, false)
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "out" {
+		t.Fatalf("a plain file as output directory: err %v, want a FieldError for --out", err)
 	}
 }

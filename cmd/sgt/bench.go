@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,10 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
-	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/gomlx/gomlx/pkg/ml/context"
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/sgt-dev/sgt"
 	"github.com/sgt-dev/sgt/backend"
@@ -22,6 +21,7 @@ import (
 	// Our CPU backend, so that "--backend cpu" is available to the benchmark.
 	_ "github.com/sgt-dev/sgt/backend/cpu"
 	"github.com/sgt-dev/sgt/models"
+	"github.com/sgt-dev/sgt/train"
 	"github.com/sgt-dev/sgt/train/optim"
 )
 
@@ -75,6 +75,10 @@ type benchResult struct {
 	GoVersion         string        `json:"go_version"`
 }
 
+// maxBenchSeconds bounds --time (a day): longer windows would overflow the
+// duration arithmetic and are never meant.
+const maxBenchSeconds = 86400
+
 // benchConfig holds the flags of "sgt bench".
 type benchConfig struct {
 	model, backend, isa    string
@@ -89,7 +93,7 @@ type benchConfig struct {
 // cross-entropy with the SGT backward, backward, SGD with Nesterov momentum
 // 0.9 and weight decay 5e-4) on a pool of random batches, as the peer
 // /work/shared/peers/torch/bench.py does, and reports images/s.
-func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func runBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var cfg benchConfig
 	fs := newFlagSet("bench", stderr)
 	fs.StringVar(&cfg.model, "model", "resnet20", "model to time (presets as in the peer: mlp, resnet20, resnet18; any of: "+strings.Join(models.Names(), ", ")+")")
@@ -129,8 +133,8 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return usagef("--warmup must be >= 0, got %d", cfg.warmup)
 	case cfg.steps < 1:
 		return usagef("--steps must be >= 1, got %d", cfg.steps)
-	case math.IsNaN(cfg.minTime) || math.IsInf(cfg.minTime, 0) || cfg.minTime < 0:
-		return usagef("--time must be a finite number of seconds >= 0, got %v", cfg.minTime)
+	case !(cfg.minTime >= 0 && cfg.minTime <= maxBenchSeconds):
+		return usagef("--time must be a number of seconds from 0 to %d, got %v", maxBenchSeconds, cfg.minTime)
 	case cfg.repeats < 1:
 		return usagef("--repeats must be >= 1, got %d", cfg.repeats)
 	case cfg.pool < 1:
@@ -215,22 +219,26 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 		}
 	}()
 
-	ctx := context.New()
-	ctx.SetParam(context.ParamInitialSeed, int64(cfg.seed)+1)
-	exec, err := context.NewExec(b, ctx, benchStepGraph(spec, preset.classes, cfg.alpha, cfg.lr))
+	ctx := mlctx.New()
+	ctx.SetParam(mlctx.ParamInitialSeed, int64(cfg.seed)+1)
+	exec, err := mlctx.NewExec(b, ctx, benchStep(spec, preset.classes, cfg.alpha).Train)
 	if err != nil {
 		return nil, fmt.Errorf("preparing the training step: %w", err)
 	}
 	defer exec.Finalize()
 	i := 0
 	step := func() (float64, error) {
-		out, err := exec.Exec1(xs[i%cfg.pool], ys[i%cfg.pool])
+		out, err := exec.Exec(xs[i%cfg.pool], ys[i%cfg.pool], float32(cfg.lr))
 		i++
 		if err != nil {
 			return 0, fmt.Errorf("training step %d of %s on %s: %w", i, spec.Name, config, err)
 		}
-		defer func() { _ = out.FinalizeAll() }()
-		return float64(tensors.ToScalar[float32](out)), nil
+		defer func() {
+			for _, o := range out {
+				_ = o.FinalizeAll()
+			}
+		}()
+		return float64(tensors.ToScalar[float32](out[0])), nil
 	}
 
 	loss := math.NaN()
@@ -276,38 +284,20 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 	return res, nil
 }
 
-// benchStepGraph returns the graph of one training step: forward in training
-// mode, the batch-mean SGT cross-entropy, backward, and PyTorch's SGD with
-// Nesterov momentum 0.9 and weight decay 5e-4 on every parameter (package
-// train's gradient transforms). It returns the loss.
-func benchStepGraph(spec models.Spec, numClasses int, alpha, lr float64) func(ctx *context.Context, images, labels *graph.Node) *graph.Node {
-	optimizer := optim.Chain{
-		optim.WeightDecay{Rate: 5e-4},
-		optim.Momentum{Mu: 0.9, Nesterov: true},
-		optim.LearningRateStep{},
-	}
-	return func(ctx *context.Context, images, labels *graph.Node) *graph.Node {
-		g := images.Graph()
-		ctx.SetTraining(g, true)
-		logits := spec.Build(ctx, images, numClasses)
-		loss := sgt.CrossEntropyLoss(logits, labels, alpha, 0)
-		var params []optim.Param
-		var values []*graph.Node
-		for v := range ctx.IterVariables() {
-			if v.Trainable && v.InUseByGraph(g) {
-				value := v.ValueGraph(g)
-				params = append(params, optim.Param{Variable: v, Value: value})
-				values = append(values, value)
-			}
-		}
-		grads := graph.Gradient(loss, values...)
-		step := &optim.Step{
-			Ctx:          ctx.In("optimizer").Checked(false),
-			Params:       params,
-			LearningRate: graph.Scalar(g, dtypes.Float32, lr),
-		}
-		optim.ApplyUpdates(params, optimizer.Update(step, grads))
-		return loss
+// benchStep returns the training step the benchmark times, built as "sgt
+// train" builds its own (train.Step): forward in training mode, the
+// batch-mean SGT cross-entropy, backward, and PyTorch's SGD with Nesterov
+// momentum 0.9 and weight decay 5e-4 on every parameter, as the peer does.
+func benchStep(spec models.Spec, numClasses int, alpha float64) train.Step {
+	return train.Step{
+		Model:      spec,
+		NumClasses: numClasses,
+		Alpha:      alpha,
+		Optimizer: optim.Chain{
+			optim.WeightDecay{Rate: 5e-4},
+			optim.Momentum{Mu: 0.9, Nesterov: true},
+			optim.LearningRateStep{},
+		},
 	}
 }
 

@@ -29,7 +29,7 @@ Flags:
 `
 
 // runDemo implements "sgt demo".
-func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func runDemo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	d := experiment.DefaultDemo()
 	fs := newFlagSet("demo", stderr)
 	out := fs.String("out", "runs/demo", "directory of the demo's grid and report")
@@ -62,22 +62,21 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		_, err := data.Load(name, "", data.SplitTest)
 		return err == nil
 	})
-	info, err := trainFlagInfo()
-	if err != nil {
-		return err
-	}
-	g, err := experiment.NewGrid(d.GridArgs(dataset), experiment.DemoSeeds(d.Seeds), info.kinds())
+	g, err := d.Grid(dataset)
 	if err != nil {
 		return usageError{err}
 	}
-	trials := g.Trials()
+	trials, err := g.Trials()
+	if err != nil {
+		return usageError{err}
+	}
 	fmt.Fprintf(stdout, "demo: %s on %s, alpha %s x label smoothing %s x %d seeds = %d runs of %d epochs on %d images, in %s\n",
 		d.Model, dataset, d.Alphas, d.LabelSmoothings, d.Seeds, len(trials), d.Epochs, d.TrainSize, *out)
 	start := time.Now()
-	r := &experiment.Runner{Train: trainTrial, Parallel: *parallel, ResumeArgs: trainResumeArgs, Progress: stdout}
-	sum, _, err := experiment.RunGrid(context.Background(), *out, g, append([]string{"sgt", "demo"}, args...), r)
+	r := &experiment.Runner{Train: experiment.TrainTrial, Parallel: *parallel, Progress: stdout}
+	sum, _, err := experiment.RunGrid(ctx, *out, g, append([]string{"sgt", "demo"}, args...), r)
 	if err != nil {
-		return err
+		return experimentError(err)
 	}
 	if err := summaryError(sum); err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,7 +38,7 @@ type gradOutput struct {
 
 // runGrad implements "sgt grad": one JSON object in on stdin, one out on
 // stdout, everything computed in float64 by sgt.Compute.
-func runGrad(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func runGrad(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("grad", stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: sgt grad < input.json

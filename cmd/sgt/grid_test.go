@@ -33,28 +33,10 @@ func readResultsCSV(t *testing.T, dir string) map[string]map[string]string {
 	return out
 }
 
-func TestTrainFlagInfo(t *testing.T) {
-	info, err := trainFlagInfo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := info.kinds()
-	for name, isBool := range map[string]bool{"nesterov": true, "quiet": true, "lr": false, "alpha": false, "model": false} {
-		if _, ok := info.types[name]; !ok {
-			t.Errorf("train flag --%s not found in the help", name)
-		}
-		if got := k.IsBool(name); got != isBool {
-			t.Errorf("IsBool(%s) = %v", name, got)
-		}
-	}
-	if !k.IsList("milestones") || k.IsList("alpha") {
-		t.Error("--milestones must be list-valued and --alpha not")
-	}
-}
-
 func TestGridDryRunAndErrors(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "g")
-	code, out, errOut := runCLI(t, "grid", "--dry-run", "--out", dir, "--alpha", "0.05,0.3,1", "--label-smoothing=0,0.1", "--seeds", "2", "--nesterov", "--milestones", "1,2;3,4", "--shard", "1/2")
+	code, out, errOut := runCLI(t, "grid", "--dry-run", "--out", dir, "--alpha", "0.05,0.3,1", "--label-smoothing=0,0.1", "--seeds", "2", "--nesterov=false", "--wd-exempt-vectors",
+		"--schedule", "step", "--epochs", "5", "--milestones", "1,2;3,4", "--shard", "1/2")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -67,7 +49,7 @@ func TestGridDryRunAndErrors(t *testing.T) {
 	if !strings.HasPrefix(lines[0], "alpha=0.05_label-smoothing=0_milestones=3,4_seed=0\t") {
 		t.Errorf("first trial of shard 1/2: %q", lines[0])
 	}
-	if !strings.Contains(lines[0], "--nesterov") || !strings.Contains(lines[0], "--milestones=") || !strings.Contains(lines[0], "--out "+dir+"/") {
+	if !strings.Contains(lines[0], "--nesterov=false") || !strings.Contains(lines[0], "--wd-exempt-vectors=true") || !strings.Contains(lines[0], "--milestones=3,4") || !strings.Contains(lines[0], "--out "+dir+"/") {
 		t.Errorf("trial command %q", lines[0])
 	}
 	if _, err := os.Stat(dir); err == nil {
@@ -77,11 +59,14 @@ func TestGridDryRunAndErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--no-such-flag", "1"}, "--no-such-flag"},
+		{[]string{"--no-such-flag", "1"}, "no-such-flag"},
+		{[]string{"--alpha", "0.3,-1"}, "--alpha"},
+		{[]string{"--model", "mlp,nosuchmodel"}, "--model"},
+		{[]string{"--data", "nosuchdata"}, "--data"},
 		{[]string{"--shard", "2/2"}, "--shard"},
 		{[]string{"--seeds", "0"}, "--seeds"},
 		{[]string{"--parallel", "0"}, "--parallel"},
-		{[]string{"--resume", "x"}, "--resume"},
+		{[]string{"--resume", "x"}, "resume"},
 		{[]string{"--alpha", "1", "--alpha", "2"}, "--alpha"},
 		{[]string{"--alpha", "1,,2"}, "--alpha"},
 		{[]string{"stray"}, "stray"},
@@ -99,17 +84,18 @@ func TestGridDryRunAndErrors(t *testing.T) {
 	}
 }
 
-// TestGridEndToEnd trains a real grid through the train command: two MLPs
-// on 1200 MNIST images for one epoch, and one trial whose alpha is invalid.
+// TestGridEndToEnd trains a real grid with train.Run: two MLPs on 1200
+// MNIST images for one epoch, and two trials that ask for more training
+// images than MNIST has, which fail when they load their data.
 func TestGridEndToEnd(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "grid")
-	args := []string{"grid", "--out", dir, "--alpha", "0.5,1,-1", "--train-size", "1200", "--test-size", "300", "--batch-size", "100", "--epochs", "1", "--quiet"}
+	args := []string{"grid", "--out", dir, "--alpha", "0.5,1", "--train-size", "1200,70000", "--test-size", "300", "--batch-size", "100", "--epochs", "1"}
 	code, out, errOut := runCLI(t, args...)
-	if code != 1 || !strings.Contains(errOut, "1 of 3 trials failed") {
-		t.Fatalf("exit %d (want 1 for the failed trial), stderr %q\n%s", code, errOut, out)
+	if code != 1 || !strings.Contains(errOut, "2 of 4 trials failed") {
+		t.Fatalf("exit %d (want 1 for the failed trials), stderr %q\n%s", code, errOut, out)
 	}
 	rows := readResultsCSV(t, dir)
-	for _, name := range []string{"alpha=0.5_seed=0", "alpha=1_seed=0"} {
+	for _, name := range []string{"alpha=0.5_train-size=1200_seed=0", "alpha=1_train-size=1200_seed=0"} {
 		row := rows[name]
 		acc, err := strconv.ParseFloat(row["final_test_acc"], 64)
 		if row["status"] != "done" || err != nil || acc < 0.6 {
@@ -121,14 +107,14 @@ func TestGridEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	if bad := rows["alpha=-1_seed=0"]; bad["status"] != "failed" || !strings.Contains(bad["error"], "--alpha") {
+	if bad := rows["alpha=1_train-size=70000_seed=0"]; bad["status"] != "failed" || !strings.Contains(bad["error"], "--train-size") {
 		t.Errorf("failed trial row %v", bad)
 	}
 	m, err := experiment.ReadManifest(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Trials) != 3 || m.Trials[2].State != experiment.StateFailed || !strings.Contains(m.Trials[2].Error, "alpha") {
+	if len(m.Trials) != 4 || m.Trials[3].State != experiment.StateFailed || !strings.Contains(m.Trials[3].Error, "train-size") {
 		t.Errorf("manifest %+v", m.Trials)
 	}
 	// Rerunning skips the finished trials (and retries the failed one).
@@ -136,21 +122,22 @@ func TestGridEndToEnd(t *testing.T) {
 	if code != 1 || strings.Count(out, "already done, skipped") != 2 {
 		t.Errorf("rerun: exit %d\n%s", code, out)
 	}
-	// An interrupted trial (summary removed) is resumed with train's --resume.
-	if err := os.Remove(filepath.Join(dir, "alpha=1_seed=0", "summary.json")); err != nil {
+	// An interrupted trial (summary removed) is resumed.
+	done := filepath.Join(dir, "alpha=1_train-size=1200_seed=0")
+	if err := os.Remove(filepath.Join(done, "summary.json")); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ = runCLI(t, args...)
-	log, _ := os.ReadFile(filepath.Join(dir, "alpha=1_seed=0", experiment.LogFile))
-	if code != 1 || !strings.Contains(out, "alpha=1_seed=0: resuming") || !strings.Contains(string(log), "--resume") {
+	log, _ := os.ReadFile(filepath.Join(done, experiment.LogFile))
+	if code != 1 || !strings.Contains(out, "alpha=1_train-size=1200_seed=0: resuming") || !strings.Contains(string(log), "=== resuming") {
 		t.Errorf("resume: exit %d\n%s\nlog:\n%s", code, out, log)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "alpha=1_seed=0", "summary.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(done, "summary.json")); err != nil {
 		t.Errorf("resumed trial did not finish: %v", err)
 	}
 	// collect merges; it fails while a trial failed.
 	code, out, _ = runCLI(t, "grid", "collect", dir)
-	if code != 1 || !strings.Contains(out, "3 trials: 2 done, 1 failed") {
+	if code != 1 || !strings.Contains(out, "4 trials: 2 done, 2 failed") {
 		t.Errorf("collect: exit %d\n%s", code, out)
 	}
 	// The report works on the grid.
@@ -168,7 +155,7 @@ func TestGridEndToEnd(t *testing.T) {
 func TestSearchCommand(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "search")
 	code, out, errOut := runCLI(t, "search", "--out", dir, "--alpha", "0.3,1", "--epochs", "1", "--rounds", "1",
-		"--train-size", "512", "--test-size", "200", "--batch-size", "64", "--quiet")
+		"--train-size", "512", "--test-size", "200", "--batch-size", "64")
 	if code != 0 {
 		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
 	}
@@ -191,7 +178,8 @@ func TestSearchCommand(t *testing.T) {
 		{[]string{"--alpha-range", "1:0:3"}, "--alpha-range"},
 		{[]string{"--eta", "1"}, "eta"},
 		{[]string{"--lr", "0.1,0.2"}, "--lr"},
-		{[]string{"--seed", "3"}, "--seed"},
+		{[]string{"--seed", "3"}, "seed"},
+		{[]string{"--metric", "accuracy"}, "--metric"},
 	} {
 		code, _, errOut := runCLI(t, append([]string{"search", "--out", dir + "x"}, c.args...)...)
 		if code != 2 || !strings.Contains(errOut, c.want) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,7 +30,7 @@ type modelInfo struct {
 // runModels implements "sgt models": the registered models, their
 // descriptions and their parameter counts for --classes classes and their
 // usual input shape.
-func runModels(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func runModels(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("models", stderr)
 	classes := fs.Int("classes", 10, "number of classes the parameter counts are for")
 	asJSON := fs.Bool("json", false, "print a JSON object instead of a table")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +17,7 @@ func init() {
 
 // runRecipes implements "sgt recipes": the shipped recipes with their
 // descriptions, or with --json every recipe with all its settings.
-func runRecipes(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func runRecipes(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("recipes", stderr)
 	asJSON := fs.Bool("json", false, "print the recipes, with every setting, as a JSON array")
 	if err := parseFlags(fs, args, false); err != nil {

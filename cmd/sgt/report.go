@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -31,7 +32,7 @@ Flags:
 `
 
 // runReport implements "sgt report".
-func runReport(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func runReport(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("report", stderr)
 	out := fs.String("out", "", "report file, ending in .html or .md (required)")
 	title := fs.String("title", "", "report title")

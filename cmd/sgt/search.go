@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/sgt-dev/sgt/experiment"
+	"github.com/sgt-dev/sgt/train"
 )
 
 func init() {
@@ -19,16 +20,16 @@ Successive halving over the SGT exponent alpha: every alpha (--alpha list or
 --alpha-range lo:hi:n) is trained for --epochs epochs over the seeds, the best
 fraction --keep by --metric survive, the epoch budget is multiplied by --eta,
 and so on until one alpha is left (or --rounds rounds ran). Other train flags
-are passed to every trial unchanged. The search directory holds the trial run
+(the flags of "sgt train") are shared by every trial. The search directory holds the trial run
 directories, grid.json, results.csv, results.json, and the final ranking
 (ranking.csv, ranking.txt), so "sgt report" works on it. Rerunning the same
 command skips finished trials.
 
-Search flags:
+Flags (search flags first, then the run settings shared by every trial):
 `
 
 // runSearch implements "sgt search".
-func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func runSearch(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("search", stderr)
 	out := fs.String("out", "runs/search", "search directory")
 	alphaList := fs.String("alpha", "", "comma-separated alpha values to search (default 0.05,0.1,0.2,0.3,0.5,0.7,1 unless --alpha-range)")
@@ -37,26 +38,21 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	eta := fs.Float64("eta", 2, "factor by which the epoch budget grows from round to round")
 	keep := fs.Float64("keep", 0, "fraction of alphas kept after each round (default 1/eta)")
 	rounds := fs.Int("rounds", 0, "maximum number of rounds (0: until one alpha is left)")
-	metric := fs.String("metric", "test_acc", "metric ranking the alphas: a metrics.csv column (its last value) or best_<column>; losses, gaps and norms are minimised")
+	metric := fs.String("metric", "test_acc", "metric ranking the alphas: a metric of metrics.csv (its last value) or best_<metric>; losses, gaps and times are minimised")
 	seedsFlag := fs.String("seeds", "1", "seeds of every alpha: a count N (0..N-1), a list 1,2,3 or a range 5:7")
 	parallel := fs.Int("parallel", 1, "number of trials that run at once")
+	recipe := fs.String("recipe", "", "start every trial from this recipe (see \"sgt recipes\")")
+	var settings []train.Setting
+	defineSettingFlags(fs, &settings, experiment.AlphaFlag, experiment.EpochsFlag, experiment.SeedFlag)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, searchUsage)
 		fs.PrintDefaults()
-		fmt.Fprintln(stderr, "\nTrain flags: see \"sgt train -h\".")
 	}
-	info, err := trainFlagInfo()
-	if err != nil {
-		return err
-	}
-	own, trainArgs, err := splitFlags(args, fs, info)
-	if err != nil {
-		return err
-	}
-	if err := parseFlags(fs, own, false); err != nil {
+	if err := parseFlags(fs, args, false); err != nil {
 		return err
 	}
 	var alphas []float64
+	var err error
 	switch {
 	case *alphaList != "" && *alphaRange != "":
 		return usagef("give either --alpha or --alpha-range, not both")
@@ -80,16 +76,16 @@ func runSearch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if *parallel < 1 {
 		return usagef("--parallel: must be at least 1, got %d", *parallel)
 	}
-	spec, err := experiment.NewSearchSpec(trainArgs, info.kinds(), alphas, seeds, *epochs, *eta, *keep, *rounds, *metric)
+	spec, err := experiment.NewSearchSpec(*recipe, settings, alphas, seeds, *epochs, *eta, *keep, *rounds, *metric)
 	if err != nil {
 		return usageError{err}
 	}
 	fmt.Fprintf(stdout, "search %s: %d alphas x %d seeds, %d epochs in the first round, keeping %.3g per round\n",
 		*out, len(spec.Alphas), len(spec.Seeds), spec.MinEpochs, spec.Keep)
-	r := &experiment.Runner{Train: trainTrial, Parallel: *parallel, ResumeArgs: trainResumeArgs, Progress: stdout}
-	outcome, err := experiment.RunSearch(context.Background(), *out, spec, append([]string{"sgt", "search"}, args...), r)
+	r := &experiment.Runner{Train: experiment.TrainTrial, Parallel: *parallel, Progress: stdout}
+	outcome, err := experiment.RunSearch(ctx, *out, spec, append([]string{"sgt", "search"}, args...), r)
 	if err != nil {
-		return err
+		return experimentError(err)
 	}
 	fmt.Fprintf(stdout, "\nranking after %d rounds (written to %s):\n", outcome.Rounds, filepath.Join(*out, experiment.RankingText))
 	if err := experiment.WriteRankingTable(stdout, spec.Metric, outcome.Ranking); err != nil {

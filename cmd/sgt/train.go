@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,22 @@ import (
 
 func init() {
 	register("train", "train a classifier with the SGT (PowerGrad) loss and record the run", runTrain)
+}
+
+// trainError maps an error of train.Run to the command's: bad settings and
+// data are usage errors (exit status 2); an interrupted run says how to
+// continue it.
+func trainError(err error, out string) error {
+	var fe *train.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return usageError{err}
+	case errors.Is(err, train.ErrFinishedRun), errors.Is(err, train.ErrUnfinishedRun):
+		return usagef("--out: %w", err)
+	case errors.Is(err, train.ErrInterrupted) && out != "":
+		return fmt.Errorf("%w\ncontinue it with: sgt train --resume %s", err, out)
+	}
+	return err
 }
 
 // resumeAllowed are the flags that may accompany --resume; every other
@@ -63,18 +80,43 @@ func explicitSettings(fs *flag.FlagSet) []train.Setting {
 	return out
 }
 
+const trainUsage = `Usage: sgt train [flags]
+       sgt train --recipe NAME [flags]
+       sgt train --resume DIR
+
+Trains one classifier with the SGT (PowerGrad) loss: the forward pass and the
+loss are ordinary cross-entropy (with label smoothing if asked), and the
+backward pass uses softmax(alpha*z) in place of softmax(z) (alpha = 1 is plain
+training). With --out the run is recorded in a run directory: config.json
+(every setting), metrics.csv (one row per epoch), filter_norms.csv,
+summary.json and checkpoints. Ctrl-C or SIGTERM stop after the current step
+and save a checkpoint; --resume DIR continues exactly where the run stopped.
+A recipe (see "sgt recipes") sets every value of one of the paper's
+experiments; flags given with it override single settings.
+
+Flags:
+`
+
 // runTrain implements "sgt train".
-func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func runTrain(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	cli := &trainCLI{cfg: train.DefaultConfig(), keep: 1}
 	fs := newFlagSet("train", stderr)
 	defineTrainFlags(fs, cli)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, trainUsage)
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	opts := train.Options{Out: cli.out, Force: cli.force, KeepCheckpoints: cli.keep}
+	opts := train.Options{Out: cli.out, Force: cli.force}
+	if set["keep-checkpoints"] || cli.resume == "" {
+		// A resumed run keeps its recorded number unless told otherwise.
+		opts.KeepCheckpoints = cli.keep
+	}
 	if cli.resume != "" {
 		if set["recipe"] {
 			return usagef("--recipe and --resume exclude each other: a resumed run keeps the settings recorded in its config.json")
@@ -114,15 +156,9 @@ func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		}
 	}
 
-	sum, err := train.Run(cfg, opts)
-	var fe *train.FieldError
-	switch {
-	case errors.As(err, &fe):
-		return usageError{err}
-	case errors.Is(err, train.ErrFinishedRun), errors.Is(err, train.ErrUnfinishedRun):
-		return usagef("--out: %w", err)
-	case err != nil:
-		return err
+	sum, err := train.Run(ctx, cfg, opts)
+	if err != nil {
+		return trainError(err, opts.Out)
 	}
 	f := sum.Final
 	fmt.Fprintf(stdout, "test accuracy %.2f%% (best %.2f%% at epoch %d), test loss %.4f, epochs %d, %.1fs\n",

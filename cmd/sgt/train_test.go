@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sgt-dev/sgt/rundir"
 	"github.com/sgt-dev/sgt/train"
 	"github.com/sgt-dev/sgt/train/optim"
 )
@@ -92,14 +93,14 @@ func TestTrainCommandRun(t *testing.T) {
 	if !strings.Contains(stdout, "test accuracy") || stderr != "" {
 		t.Errorf("stdout %q, stderr %q", stdout, stderr)
 	}
-	rows, err := train.ReadMetricsCSV(filepath.Join(dir, train.MetricsFile))
+	rows, err := rundir.ReadMetrics(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rows) != 1 || rows[0].TestAcc < 0.5 {
 		t.Errorf("metrics %+v: want one epoch above 50%% test accuracy", rows)
 	}
-	for _, name := range []string{train.ConfigFile, train.SummaryFile} {
+	for _, name := range []string{rundir.ConfigFile, rundir.SummaryFile} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Error(err)
 		}
@@ -117,7 +118,7 @@ func TestTrainCommandRun(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--force: exit %d, stderr %s", code, stderr)
 	}
-	if rows, err := train.ReadMetricsCSV(filepath.Join(dir, train.MetricsFile)); err != nil || len(rows) != 2 {
+	if rows, err := rundir.ReadMetrics(dir); err != nil || len(rows) != 2 {
 		t.Errorf("after --force: rows %+v, err %v", rows, err)
 	}
 }
@@ -138,8 +139,8 @@ func TestTrainRecipeOverrides(t *testing.T) {
 	if !strings.Contains(stdout, "generalisation gap") {
 		t.Errorf("stdout %q lacks the gap", stdout)
 	}
-	var rec train.RunRecord
-	raw, err := os.ReadFile(filepath.Join(dir, train.ConfigFile))
+	var rec rundir.Record
+	raw, err := os.ReadFile(filepath.Join(dir, rundir.ConfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,9 +153,9 @@ func TestTrainRecipeOverrides(t *testing.T) {
 	}
 	want := recipe.Config
 	want.Data, want.Model, want.Backend, want.Epochs, want.Schedule = "mnist", "mlp", "go:ops_sequential", 1, optim.ScheduleCosine
-	want.Milestones = nil // dropped with the step schedule
-	want.TrainSize, want.TestSize, want.BatchSize, want.EvalBatchSize = 512, 200, 64, 64
-	want.WeightDecay = 5e-4 // the default value, given explicitly: it overrides the recipe's 1e-4
+	want.Milestones = nil                                        // dropped with the step schedule
+	want.TrainSize, want.TestSize, want.BatchSize = 512, 200, 64 // eval_batch_size stays 0: the batch size
+	want.WeightDecay = 5e-4                                      // the default value, given explicitly: it overrides the recipe's 1e-4
 	want.Augment = train.AugmentNone
 	got := rec.Config
 	if got.Recipe != "cifar10-resnet20" || got.Alpha != 0.5 || got.Nesterov || got.WeightDecay != 5e-4 {
@@ -183,7 +184,7 @@ func TestTrainRecordsMeasurements(t *testing.T) {
 	if !strings.Contains(stdout, "zeroed-out filters") {
 		t.Errorf("stdout %q", stdout)
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, train.MetricsFile))
+	raw, err := os.ReadFile(filepath.Join(dir, rundir.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestTrainRecordsMeasurements(t *testing.T) {
 			t.Errorf("metrics.csv header %v lacks %s", header, col)
 		}
 	}
-	norms, err := os.ReadFile(filepath.Join(dir, train.FilterNormsFile))
+	norms, err := os.ReadFile(filepath.Join(dir, rundir.FilterNormsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
