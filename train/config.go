@@ -83,6 +83,26 @@ type Config struct {
 	// Milestones are the epochs at which the step schedule divides the
 	// learning rate by 10.
 	Milestones []int `json:"milestones,omitempty"`
+	// WarmupReplaces makes the warm-up replace the first epochs of the
+	// cosine, as timm's CosineLRScheduler does (warmup_prefix=False): after
+	// the warm-up the cosine is evaluated at the run's own epoch over its
+	// whole length. By default (false) the cosine starts after the warm-up
+	// and spans the epochs left. The step and constant schedules count from
+	// the run's start either way.
+	WarmupReplaces bool `json:"warmup_replaces"`
+	// MinLR is the cosine schedule's floor and the learning rate of its
+	// cool-down (timm's min_lr); 0 by default.
+	MinLR float64 `json:"min_lr"`
+	// CooldownEpochs is the number of final epochs run at MinLR after the
+	// cosine (timm's cooldown_epochs): the cosine spans the first
+	// Epochs-CooldownEpochs epochs. Only the cosine schedule has one.
+	CooldownEpochs int `json:"cooldown_epochs"`
+	// LRUpdate says when the learning rate changes: "step" (the default;
+	// "" reads as "step") at every optimizer step, or "epoch" once per
+	// epoch, computed from the epoch's index (timm's t_in_epochs=True), so
+	// that it is constant within an epoch and the warm-up rises in steps of
+	// whole epochs.
+	LRUpdate string `json:"lr_update"`
 	// Augment selects the training-data augmentation (see AugmentNames;
 	// "" means AugmentAuto).
 	Augment string `json:"augment"`
@@ -143,9 +163,9 @@ const (
 
 // DefaultConfig returns the defaults of "sgt train": MNIST, the MLP, plain
 // training (alpha 1), 1 epoch of batches of 128, SGD with lr 0.1, Nesterov
-// momentum 0.9, weight decay 5e-4 and a cosine schedule; a clean evaluation
-// of 10000 training examples per epoch, filter norms once per epoch and a
-// zero threshold of 1e-3.
+// momentum 0.9, weight decay 5e-4 and a cosine schedule to 0 updated at
+// every step; a clean evaluation of 10000 training examples per epoch,
+// filter norms once per epoch and a zero threshold of 1e-3.
 func DefaultConfig() Config {
 	return Config{
 		Data:        "mnist",
@@ -158,6 +178,7 @@ func DefaultConfig() Config {
 		Nesterov:    true,
 		WeightDecay: 5e-4,
 		Schedule:    optim.ScheduleCosine,
+		LRUpdate:    optim.LRUpdateStep,
 		Augment:     AugmentAuto,
 		Seed:        1,
 
@@ -252,6 +273,24 @@ func (c *Config) Validate() error {
 	if !finite(c.WarmupStartLR) || c.WarmupStartLR < 0 {
 		return fieldErrorf("warmup-start-lr", "must be >= 0, got %g", c.WarmupStartLR)
 	}
+	if !finite(c.MinLR) || c.MinLR < 0 || c.MinLR > c.LR {
+		return fieldErrorf("min-lr", "must be in [0, --lr=%g], got %g", c.LR, c.MinLR)
+	}
+	if c.MinLR > 0 && c.Schedule != optim.ScheduleCosine {
+		return fieldErrorf("min-lr", "is the floor of --schedule %s, not used by --schedule %s (set it to 0)", optim.ScheduleCosine, c.Schedule)
+	}
+	if c.CooldownEpochs < 0 {
+		return fieldErrorf("cooldown-epochs", "must be >= 0, got %d", c.CooldownEpochs)
+	}
+	if c.CooldownEpochs > 0 && c.Schedule != optim.ScheduleCosine {
+		return fieldErrorf("cooldown-epochs", "is a phase of --schedule %s, not of --schedule %s (set it to 0)", optim.ScheduleCosine, c.Schedule)
+	}
+	if c.CooldownEpochs > 0 && c.WarmupEpochs >= float64(c.Epochs-c.CooldownEpochs) {
+		return fieldErrorf("cooldown-epochs", "%d cool-down and %g warm-up epochs leave none of the %d epochs for the cosine", c.CooldownEpochs, c.WarmupEpochs, c.Epochs)
+	}
+	if c.LRUpdate != "" && !slices.Contains(optim.LRUpdateNames, c.LRUpdate) {
+		return fieldErrorf("lr-update", "unknown value %q (known: %s)", c.LRUpdate, strings.Join(optim.LRUpdateNames, ", "))
+	}
 	switch c.Schedule {
 	case optim.ScheduleConstant, optim.ScheduleCosine:
 		if len(c.Milestones) > 0 {
@@ -301,13 +340,17 @@ func (c *Config) Warnings() []string {
 // steps per epoch.
 func (c *Config) scheduleConfig(stepsPerEpoch int) optim.ScheduleConfig {
 	return optim.ScheduleConfig{
-		Kind:          c.Schedule,
-		Peak:          c.LR,
-		Epochs:        c.Epochs,
-		StepsPerEpoch: stepsPerEpoch,
-		WarmupEpochs:  c.WarmupEpochs,
-		WarmupStart:   c.WarmupStartLR,
-		Milestones:    c.Milestones,
+		Kind:           c.Schedule,
+		Peak:           c.LR,
+		Epochs:         c.Epochs,
+		StepsPerEpoch:  stepsPerEpoch,
+		WarmupEpochs:   c.WarmupEpochs,
+		WarmupStart:    c.WarmupStartLR,
+		WarmupReplaces: c.WarmupReplaces,
+		MinLR:          c.MinLR,
+		CooldownEpochs: c.CooldownEpochs,
+		PerEpoch:       c.LRUpdate == optim.LRUpdateEpoch,
+		Milestones:     c.Milestones,
 	}
 }
 
