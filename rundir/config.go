@@ -70,6 +70,26 @@ type Config struct {
 	// Milestones are the epochs at which the step schedule divides the
 	// learning rate by 10.
 	Milestones []int `json:"milestones,omitempty"`
+	// WarmupReplaces makes the warm-up replace the first epochs of the
+	// cosine, as timm's CosineLRScheduler does (warmup_prefix=False): after
+	// the warm-up the cosine is evaluated at the run's own epoch over its
+	// whole length. By default (false) the cosine starts after the warm-up
+	// and spans the epochs left. The step and constant schedules count from
+	// the run's start either way.
+	WarmupReplaces bool `json:"warmup_replaces"`
+	// MinLR is the cosine schedule's floor and the learning rate of its
+	// cool-down (timm's min_lr); 0 by default.
+	MinLR float64 `json:"min_lr"`
+	// CooldownEpochs is the number of final epochs run at MinLR after the
+	// cosine (timm's cooldown_epochs): the cosine spans the first
+	// Epochs-CooldownEpochs epochs. Only the cosine schedule has one.
+	CooldownEpochs int `json:"cooldown_epochs"`
+	// LRUpdate says when the learning rate changes: "step" (the default;
+	// "" reads as "step") at every optimizer step, or "epoch" once per
+	// epoch, computed from the epoch's index (timm's t_in_epochs=True), so
+	// that it is constant within an epoch and the warm-up rises in steps of
+	// whole epochs.
+	LRUpdate string `json:"lr_update"`
 	// Augment selects the training-data augmentation (see "sgt train -h";
 	// "" means "auto").
 	Augment string `json:"augment"`
@@ -261,7 +281,16 @@ func ReadRecord(dir string) (*Record, error) {
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, describeJSONError(err))
 	}
+	rec.Config.upgrade()
 	return &rec, nil
+}
+
+// upgrade gives the settings that records of earlier versions lack the
+// value those versions used.
+func (c *Config) upgrade() {
+	if c.LRUpdate == "" {
+		c.LRUpdate = "step" // per-step updates, the only kind before lr_update
+	}
 }
 
 // describeJSONError names the field of a JSON type error.

@@ -112,8 +112,8 @@ type Metric struct {
 	// Tracked marks the metrics whose best value over the epochs, and the
 	// epoch of it, results report (the losses and accuracies).
 	Tracked bool
-	float    func(m *EpochMetrics) *float64
-	count    func(m *EpochMetrics) *int
+	float   func(m *EpochMetrics) *float64
+	count   func(m *EpochMetrics) *int
 }
 
 // Of returns the metric's value in m.

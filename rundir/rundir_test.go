@@ -196,3 +196,20 @@ func TestTrimFilterNorms(t *testing.T) {
 		t.Errorf("malformed row: err %v, want an error naming the file", err)
 	}
 }
+
+// A config.json of an earlier version, without the settings added since,
+// reads with the values that version used.
+func TestReadRecordUpgradesOldRecords(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"config": {"data": "mnist", "model": "mlp", "alpha": 0.3, "epochs": 2, "batch_size": 128, "lr": 0.1, "schedule": "cosine"}}`
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := ReadRecord(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Config.LRUpdate != "step" || rec.Config.MinLR != 0 || rec.Config.CooldownEpochs != 0 || rec.Config.WarmupReplaces {
+		t.Errorf("old record read as %+v", rec.Config)
+	}
+}

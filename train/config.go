@@ -63,9 +63,9 @@ const (
 
 // DefaultConfig returns the defaults of "sgt train": MNIST, the MLP, plain
 // training (alpha 1), 1 epoch of batches of 128, SGD with lr 0.1, Nesterov
-// momentum 0.9, weight decay 5e-4 and a cosine schedule; a clean evaluation
-// of 10000 training examples per epoch, filter norms once per epoch and a
-// zero threshold of 1e-3.
+// momentum 0.9, weight decay 5e-4 and a cosine schedule to 0 updated at
+// every step; a clean evaluation of 10000 training examples per epoch,
+// filter norms once per epoch and a zero threshold of 1e-3.
 func DefaultConfig() Config {
 	return Config{
 		Data:        "mnist",
@@ -78,6 +78,7 @@ func DefaultConfig() Config {
 		Nesterov:    true,
 		WeightDecay: 5e-4,
 		Schedule:    optim.ScheduleCosine,
+		LRUpdate:    optim.LRUpdateStep,
 		Augment:     AugmentAuto,
 		Seed:        1,
 
@@ -172,6 +173,24 @@ func (c *Config) Validate() error {
 	if !finite(c.WarmupStartLR) || c.WarmupStartLR < 0 {
 		return fieldErrorf("warmup-start-lr", "must be >= 0, got %g", c.WarmupStartLR)
 	}
+	if !finite(c.MinLR) || c.MinLR < 0 || c.MinLR > c.LR {
+		return fieldErrorf("min-lr", "must be in [0, --lr=%g], got %g", c.LR, c.MinLR)
+	}
+	if c.MinLR > 0 && c.Schedule != optim.ScheduleCosine {
+		return fieldErrorf("min-lr", "is the floor of --schedule %s, not used by --schedule %s (set it to 0)", optim.ScheduleCosine, c.Schedule)
+	}
+	if c.CooldownEpochs < 0 {
+		return fieldErrorf("cooldown-epochs", "must be >= 0, got %d", c.CooldownEpochs)
+	}
+	if c.CooldownEpochs > 0 && c.Schedule != optim.ScheduleCosine {
+		return fieldErrorf("cooldown-epochs", "is a phase of --schedule %s, not of --schedule %s (set it to 0)", optim.ScheduleCosine, c.Schedule)
+	}
+	if c.CooldownEpochs > 0 && c.WarmupEpochs >= float64(c.Epochs-c.CooldownEpochs) {
+		return fieldErrorf("cooldown-epochs", "%d cool-down and %g warm-up epochs leave none of the %d epochs for the cosine", c.CooldownEpochs, c.WarmupEpochs, c.Epochs)
+	}
+	if c.LRUpdate != "" && !slices.Contains(optim.LRUpdateNames, c.LRUpdate) {
+		return fieldErrorf("lr-update", "unknown value %q (known: %s)", c.LRUpdate, strings.Join(optim.LRUpdateNames, ", "))
+	}
 	switch c.Schedule {
 	case optim.ScheduleConstant, optim.ScheduleCosine:
 		if len(c.Milestones) > 0 {
@@ -229,13 +248,17 @@ func (c *Config) evalBatchSize() int {
 // steps per epoch.
 func (c *Config) scheduleConfig(stepsPerEpoch int) optim.ScheduleConfig {
 	return optim.ScheduleConfig{
-		Kind:          c.Schedule,
-		Peak:          c.LR,
-		Epochs:        c.Epochs,
-		StepsPerEpoch: stepsPerEpoch,
-		WarmupEpochs:  c.WarmupEpochs,
-		WarmupStart:   c.WarmupStartLR,
-		Milestones:    c.Milestones,
+		Kind:           c.Schedule,
+		Peak:           c.LR,
+		Epochs:         c.Epochs,
+		StepsPerEpoch:  stepsPerEpoch,
+		WarmupEpochs:   c.WarmupEpochs,
+		WarmupStart:    c.WarmupStartLR,
+		WarmupReplaces: c.WarmupReplaces,
+		MinLR:          c.MinLR,
+		CooldownEpochs: c.CooldownEpochs,
+		PerEpoch:       c.LRUpdate == optim.LRUpdateEpoch,
+		Milestones:     c.Milestones,
 	}
 }
 

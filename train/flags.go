@@ -94,6 +94,10 @@ func DefineFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.Float64Var(&cfg.WarmupEpochs, "warmup-epochs", cfg.WarmupEpochs, "linear warm-up length in epochs (0: none)")
 	fs.Float64Var(&cfg.WarmupStartLR, "warmup-start-lr", cfg.WarmupStartLR, "learning rate at the start of the warm-up")
 	fs.Var(intList{&cfg.Milestones}, "milestones", "comma-separated epochs at which --schedule step divides the learning rate by 10")
+	fs.BoolVar(&cfg.WarmupReplaces, "warmup-replaces", cfg.WarmupReplaces, "the warm-up replaces the cosine's first epochs, which is then evaluated at the run's own epoch (timm's warmup_prefix=False); default: the cosine starts after the warm-up")
+	fs.Float64Var(&cfg.MinLR, "min-lr", cfg.MinLR, "floor of --schedule cosine and learning rate of its cool-down (timm's --min-lr)")
+	fs.IntVar(&cfg.CooldownEpochs, "cooldown-epochs", cfg.CooldownEpochs, "final epochs of --schedule cosine run at --min-lr; the cosine spans the epochs before them (timm's --cooldown-epochs)")
+	fs.StringVar(&cfg.LRUpdate, "lr-update", cfg.LRUpdate, "when the learning rate changes: "+strings.Join(optim.LRUpdateNames, ", ")+" (epoch: once per epoch from the epoch's index, as timm's schedulers)")
 	fs.StringVar(&cfg.Augment, "augment", cfg.Augment, "training augmentation: "+strings.Join(AugmentNames, ", ")+" (auto: pad-crop-flip for CIFAR, random-resized-crop for imagefolder, none otherwise)")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "random seed (weights, data order)")
 	fs.IntVar(&cfg.TrainSize, "train-size", cfg.TrainSize, "use only N training examples (0: all)")
@@ -133,7 +137,8 @@ var ErrUnknownSetting = errors.New("unknown setting")
 // Apply returns base with the settings applied in order, as if they were
 // given as flags over base's values. A setting that overrides one of two
 // exclusive settings clears base's other one: a --schedule other than step
-// drops base's milestones, --clip-norm base's adaptive clipping and vice
+// drops base's milestones, one other than cosine base's --min-lr and
+// --cooldown-epochs, --clip-norm base's adaptive clipping and vice
 // versa, and --data other than imagefolder base's image size. Errors are
 // *FieldError values naming the flag.
 func Apply(base Config, settings []Setting) (Config, error) {
@@ -154,6 +159,14 @@ func Apply(base Config, settings []Setting) (Config, error) {
 	}
 	if set["schedule"] && !set["milestones"] && cfg.Schedule != optim.ScheduleStep {
 		cfg.Milestones = nil
+	}
+	if set["schedule"] && cfg.Schedule != optim.ScheduleCosine {
+		if !set["min-lr"] {
+			cfg.MinLR = 0
+		}
+		if !set["cooldown-epochs"] {
+			cfg.CooldownEpochs = 0
+		}
 	}
 	if set["clip-norm"] && !set["agc"] && cfg.ClipNorm > 0 {
 		cfg.AGC = 0

@@ -44,6 +44,19 @@ func TestApplyExclusiveSettings(t *testing.T) {
 	if cfg.Milestones != nil || cfg.AGC != 0 || cfg.ClipNorm != 1 {
 		t.Fatalf("exclusive settings not cleared: %+v", cfg)
 	}
+	// The cosine's floor and cool-down go with it.
+	base = DefaultConfig()
+	base.Epochs, base.MinLR, base.CooldownEpochs = 100, 1e-4, 10
+	cfg, err = Apply(base, []Setting{{"schedule", "step"}, {"milestones", "30,60,90"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MinLR != 0 || cfg.CooldownEpochs != 0 || cfg.Validate() != nil {
+		t.Fatalf("cosine settings kept with --schedule step: %+v (%v)", cfg, cfg.Validate())
+	}
+	if cfg, err = Apply(base, []Setting{{"schedule", "cosine"}}); err != nil || cfg.MinLR != 1e-4 || cfg.CooldownEpochs != 10 {
+		t.Fatalf("--schedule cosine dropped the cosine's settings: %+v, %v", cfg, err)
+	}
 }
 
 func TestApplyErrorsNameTheFlag(t *testing.T) {

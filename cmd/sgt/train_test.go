@@ -158,7 +158,7 @@ func TestTrainRecipeOverrides(t *testing.T) {
 	want.WeightDecay = 5e-4                                      // the default value, given explicitly: it overrides the recipe's 1e-4
 	want.Augment = train.AugmentNone
 	got := rec.Config
-	if got.Recipe != "cifar10-resnet20" || got.Alpha != 0.5 || got.Nesterov || got.WeightDecay != 5e-4 {
+	if got.Recipe != "cifar10-resnet20" || got.Alpha != 0.5 || !got.ExemptVectors || got.LRUpdate != "epoch" || got.WeightDecay != 5e-4 {
 		t.Errorf("recipe settings lost: %+v", got)
 	}
 	a, _ := json.Marshal(got)
