@@ -118,7 +118,7 @@ func TestReadRecordErrorsNameFileAndField(t *testing.T) {
 
 func TestRecordRoundTripAndDiff(t *testing.T) {
 	dir := t.TempDir()
-	rec := &Record{ID: NewID(), Config: Config{Data: "mnist", Model: "mlp", Alpha: 0.3, Milestones: []int{2, 3}}, KeepCheckpoints: 3}
+	rec := &Record{ID: NewID(), Config: Config{Data: "mnist", Model: "mlp", Alpha: 0.3, Milestones: []int{2, 3}, LRUpdate: "epoch"}, KeepCheckpoints: 3}
 	if err := WriteRecord(dir, rec); err != nil {
 		t.Fatal(err)
 	}
