@@ -26,25 +26,20 @@ type Grid struct {
 	Fixed []train.Setting `json:"fixed"`
 	// Axes are the varied settings in command-line order.
 	Axes []Axis `json:"axes"`
-	// Rows, when set, are alternative sets of settings (a recipe's rows,
-	// e.g. the label-smoothing ablation's): every row is combined with
-	// every choice of the axes. A row is applied after Fixed.
-	Rows []Row `json:"rows,omitempty"`
+	// Rows, when set, are alternative sets of settings (a recipe's trials,
+	// e.g. the label-smoothing ablation's rows or an alpha grid): every row
+	// is combined with every choice of the axes. A row is applied after
+	// Fixed.
+	Rows []train.Row `json:"rows,omitempty"`
 	// Seeds are the seeds every setting is repeated over.
 	Seeds []int `json:"seeds"`
 }
 
-// Row is one named set of settings of a grid.
-type Row struct {
-	// Name names the row in trial names ("row=<Name>").
-	Name string `json:"name"`
-	// Settings are applied over the grid's fixed settings.
-	Settings []train.Setting `json:"settings"`
-}
-
 // NewGrid builds a grid from settings in which any value may list
 // alternatives (see SplitValues), over the given recipe, and the seeds to
-// repeat every setting over. seeds may be nil; then the setting "seed",
+// repeat every setting over. A grid over a recipe that varies no setting
+// runs the recipe's experiment: its rows, or its alpha grid (see
+// train.Recipe.NamedTrials). seeds may be nil; then the setting "seed",
 // possibly a list, gives them, and without it the only seed is 0. Giving
 // both is an error, as is a setting given twice or an unknown one. Every
 // trial's configuration is built and validated, so a bad value is
@@ -94,6 +89,15 @@ func NewGrid(recipe string, settings []train.Setting, seeds []int) (*Grid, error
 		return nil, &train.FieldError{Field: SeedFlag, Err: err}
 	}
 	g.Seeds = seeds
+	if recipe != "" && len(g.Axes) == 0 {
+		r, err := train.LookupRecipe(recipe)
+		if err != nil {
+			return nil, &train.FieldError{Field: "recipe", Err: err}
+		}
+		if rows := r.NamedTrials(); len(rows) > 1 {
+			g.Rows = rows
+		}
+	}
 	if _, err := g.Trials(); err != nil {
 		return nil, err
 	}
@@ -212,7 +216,7 @@ func parseSeedList(values []string) ([]int, error) {
 func (g *Grid) Trials() ([]Trial, error) {
 	rows := g.Rows
 	if len(rows) == 0 {
-		rows = []Row{{}}
+		rows = []train.Row{{}}
 	}
 	var trials []Trial
 	choice := make([]int, len(g.Axes))
@@ -244,10 +248,16 @@ func (g *Grid) Trials() ([]Trial, error) {
 	return trials, nil
 }
 
-func (g *Grid) trial(index int, row Row, choice []int, seed int) (Trial, error) {
+func (g *Grid) trial(index int, row train.Row, choice []int, seed int) (Trial, error) {
 	var varied []train.Setting
 	if row.Name != "" {
-		varied = append(varied, train.Setting{Name: "row", Value: row.Name})
+		// A row named "name=value" (an alpha grid's) names the trial as
+		// that setting would; other rows as "row=<name>".
+		name, value, ok := strings.Cut(row.Name, "=")
+		if !ok {
+			name, value = "row", row.Name
+		}
+		varied = append(varied, train.Setting{Name: name, Value: value})
 	}
 	settings := slices.Clone(g.Fixed)
 	settings = append(settings, row.Settings...)
@@ -417,7 +427,7 @@ func compatible(a, b *Grid) error {
 			return fmt.Errorf("--%s %s is new", name, v)
 		}
 	}
-	if !slices.EqualFunc(a.Rows, b.Rows, func(x, y Row) bool { return x.Name == y.Name && slices.Equal(x.Settings, y.Settings) }) {
+	if !slices.EqualFunc(a.Rows, b.Rows, func(x, y train.Row) bool { return x.Name == y.Name && slices.Equal(x.Settings, y.Settings) }) {
 		return errors.New("the recipe's rows differ")
 	}
 	return nil

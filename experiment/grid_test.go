@@ -305,3 +305,38 @@ func mkdir(t *testing.T, dir string) string {
 	}
 	return dir
 }
+
+// TestGridOfRecipe: a grid over a recipe that varies nothing runs the
+// recipe's experiment, here the ResNet-50 label-smoothing ablation's eight
+// rows, each configured as the recipe says.
+func TestGridOfRecipe(t *testing.T) {
+	const name = "imagenet-resnet50-ls-ablation"
+	r, err := train.LookupRecipe(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGrid(name, set("data-dir", t.TempDir()), []int{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trials := mustTrials(t, g)
+	rows := r.NamedTrials()
+	if len(trials) != 8 || len(rows) != 8 {
+		t.Fatalf("%d trials, %d rows; want the ablation's 8", len(trials), len(rows))
+	}
+	for i, tr := range trials {
+		want, err := r.TrialConfig(rows[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.DataDir, want.Seed = tr.Config.DataDir, 1
+		if d := rundir.Diff(rundir.Config(want), rundir.Config(tr.Config)); d != nil || !strings.HasPrefix(tr.Name, "row=") {
+			t.Errorf("trial %s differs from row %s: %v", tr.Name, rows[i].Name, d)
+		}
+	}
+	// Varying a setting makes it the user's grid: no rows.
+	g, err = NewGrid(name, set("alpha", "1,0.3"), nil)
+	if err != nil || len(g.Rows) != 0 || len(mustTrials(t, g)) != 2 {
+		t.Fatalf("grid over a recipe with --alpha: %+v %v", g, err)
+	}
+}

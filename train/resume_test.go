@@ -239,3 +239,28 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+// TestRecipeSourcesRecorded: config.json keeps the source of every setting
+// of a run started from a recipe, and marks the settings the run changed.
+func TestRecipeSourcesRecorded(t *testing.T) {
+	cfg, err := ConfigFor("fashion-mnist-resnet20", []Setting{{"data", "mnist"}, {"model", "mlp"}, {"epochs", "2"}, {"augment", "none"}, {"train-size", "256"}, {"test-size", "128"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TrainEvalSize, cfg.FilterNormsEvery = 0, 0
+	dir := filepath.Join(t.TempDir(), "run")
+	if _, err := Run(context.Background(), cfg, Options{Out: dir}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := rundir.ReadRecord(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := LookupRecipe("fashion-mnist-resnet20")
+	if got := rec.Sources["lr"]; got == "" || got != r.Sources["lr"] {
+		t.Errorf("source of lr %q, want the recipe's %q", got, r.Sources["lr"])
+	}
+	if got := rec.Sources["model"]; !strings.Contains(got, "set for this run") {
+		t.Errorf("source of the changed model: %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -377,7 +378,31 @@ func newTrainer(cfg Config, opts Options) (_ *trainer, err error) {
 	if t.trainEval != nil {
 		t.record.TrainEvalExamples = t.trainEval.n
 	}
+	if t.record.Sources, err = recipeSources(cfg); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+// recipeSources returns where each setting of a run that started from a
+// recipe comes from: the recipe's sources, and for each setting the run
+// changed, that it was set for this run (nil without a recipe).
+func recipeSources(cfg Config) (map[string]string, error) {
+	if cfg.Recipe == "" {
+		return nil, nil
+	}
+	r, err := LookupRecipe(cfg.Recipe)
+	if err != nil {
+		return nil, &FieldError{Field: "recipe", Err: err}
+	}
+	sources := maps.Clone(r.Sources)
+	base := rundir.Config(r.Config).Fields()
+	for i, f := range rundir.Config(cfg).Fields() {
+		if f.Value != base[i].Value && f.Key != "recipe" {
+			sources[f.Key] = fmt.Sprintf("set for this run (the recipe has %q)", base[i].Value)
+		}
+	}
+	return sources, nil
 }
 
 // fingerprintSources fingerprints the data files (or folders) of a run,
