@@ -55,7 +55,10 @@ func validateLogits(logits [][]float64) (int, error) {
 // q = (1-eps)*onehot + eps/C, the tampered gradient (p' - q)/N of the
 // batch-mean cross-entropy, the loss and the stationary thresholds. It rejects
 // an empty batch, ragged rows, non-finite logits, labels out of range, and
-// invalid alpha or eps, naming the offending row or value.
+// invalid alpha or eps, naming the offending row or value; and logits whose
+// loss is not a float64 number (a row spanning more than the float64 range,
+// such as [1e308, -1e308], against a target on its far end), naming the
+// logit. Every value of a returned Result is finite.
 func Compute(logits [][]float64, labels []int, alpha, eps float64) (*Result, error) {
 	if err := ValidateAlpha(alpha); err != nil {
 		return nil, err
@@ -141,11 +144,13 @@ func compute(logits, targets [][]float64, alpha float64) (*Result, error) {
 			g[j] = (pt[j] - q[j]) / nf
 		}
 		res.Grad[i] = g
-		ce, err := CrossEntropy(z, q)
-		if err != nil {
-			return nil, fmt.Errorf("row %d: %w", i, err)
+		ce, bad := crossEntropy(z, q)
+		if bad >= 0 {
+			return nil, fmt.Errorf("logits[%d][%d] = %v: %w", i, bad, z[bad], errLossOverflow(rowMax(z)))
 		}
-		loss += ce
+		// Average as we go: every term is finite, and so is their mean
+		// (a sum first could overflow).
+		loss += ce / nf
 		if res.StationaryThreshold != nil {
 			t, err := StationaryThreshold(z, alpha)
 			if err != nil {
@@ -154,6 +159,9 @@ func compute(logits, targets [][]float64, alpha float64) (*Result, error) {
 			res.StationaryThreshold[i] = t
 		}
 	}
-	res.Loss = loss / nf
+	if math.IsInf(loss, 0) {
+		return nil, errors.New("logits: the mean cross-entropy overflows float64")
+	}
+	res.Loss = loss
 	return res, nil
 }

@@ -151,3 +151,84 @@ func BenchmarkCompute128x1000(b *testing.B) {
 		}
 	}
 }
+
+// TestComputeHugeLogits reproduces issue 11 item 5: logits so large that
+// max + log(sum) rounds back to max. [[1e17, 1e17]] has p = [1/2, 1/2], so
+// the loss is ln 2 (not 0) and every log-probability is -ln 2; the
+// stationary threshold of a uniform pair is 1/2 at every alpha.
+func TestComputeHugeLogits(t *testing.T) {
+	for _, v := range []float64{1e17, -1e17, 1e300, math.MaxFloat64} {
+		z := []float64{v, v}
+		res, err := Compute([][]float64{z}, []int{0}, 0.3, 0)
+		if err != nil {
+			t.Fatalf("%v: %v", z, err)
+		}
+		if !relClose(res.Loss, math.Ln2, 1e-15) {
+			t.Errorf("%v: loss %v, want ln 2 = %v", z, res.Loss, math.Ln2)
+		}
+		if !relClose(res.StationaryThreshold[0], 0.5, 1e-15) {
+			t.Errorf("%v: stationary threshold %v, want 0.5", z, res.StationaryThreshold[0])
+		}
+		for _, ls := range LogSoftmax(nil, z) {
+			if !relClose(ls, -math.Ln2, 1e-15) {
+				t.Errorf("%v: log softmax %v, want -ln 2", z, ls)
+			}
+		}
+		// A gap of 1 between huge logits: loss of the larger is log(1+e^-1).
+		big := []float64{v, v - 1}
+		if math.IsInf(v-1, 0) || v-1 == v {
+			continue
+		}
+		ce, err := CrossEntropy(big, []float64{1, 0})
+		if want := math.Log1p(math.Exp(-1)); err != nil || !relClose(ce, want, 1e-14) {
+			t.Errorf("%v: cross-entropy %v (%v), want %v", big, ce, err, want)
+		}
+	}
+}
+
+// TestComputeExtremeSpread reproduces the second case of issue 11 item 5:
+// [[1e308, -1e308]], whose difference overflows float64. At alpha 0 the
+// tampered probabilities are uniform (never 0*Inf = NaN); for small alpha
+// they follow alpha*(z - max z) without overflow; the loss against label 0
+// is 0. Against label 1 the loss itself (2e308) is not a float64: that is
+// an error naming the row and the value, never NaN or Inf in the result.
+func TestComputeExtremeSpread(t *testing.T) {
+	z := [][]float64{{1e308, -1e308}}
+	for _, alpha := range []float64{0, 1e-310, 1e-308, 0.3, 1, 2} {
+		res, err := Compute(z, []int{0}, alpha, 0)
+		if err != nil {
+			t.Fatalf("alpha %v: %v", alpha, err)
+		}
+		// softmax(alpha*z) = [1/(1+e^(-2e308*alpha)), ...]; the exponent is
+		// -2e308*alpha, computed exactly here as -2*(1e308*alpha).
+		e := math.Exp(-2 * (1e308 * alpha))
+		wantPt := []float64{1 / (1 + e), e / (1 + e)}
+		if res.Loss != 0 || res.Probs[0][0] != 1 || res.Probs[0][1] != 0 {
+			t.Errorf("alpha %v: loss %v, probs %v; want 0 and [1 0]", alpha, res.Loss, res.Probs[0])
+		}
+		for j, w := range wantPt {
+			if !relClose(res.TamperedProbs[0][j], w, 1e-15) || !relClose(res.Grad[0][j], w-[]float64{1, 0}[j], 1e-15) {
+				t.Errorf("alpha %v: tampered %v, grad %v; want %v", alpha, res.TamperedProbs[0], res.Grad[0], wantPt)
+			}
+		}
+		if alpha != 1 {
+			// t = (sum p^alpha)^(1/(alpha-1)) with p_0 = 1 (to float64
+			// precision) and p_1^alpha = e^(-2e308*alpha): (1+e)^(1/(alpha-1)),
+			// 1/2 at alpha 0 and 1 once alpha is not tiny.
+			want := math.Pow(1+e, 1/(alpha-1))
+			if th := res.StationaryThreshold[0]; !relClose(th, want, 1e-15) {
+				t.Errorf("alpha %v: stationary threshold %v, want %v", alpha, th, want)
+			}
+		}
+	}
+	for _, eps := range []float64{0, 0.1} {
+		labels := []int{1}
+		if eps > 0 {
+			labels = []int{0}
+		}
+		_, err := Compute(z, labels, 0, eps)
+		if err == nil || !strings.Contains(err.Error(), "logits[0][1] = -1e+308") || !strings.Contains(err.Error(), "overflows") {
+			t.Errorf("eps %v labels %v: error %v, want one naming logits[0][1] and the overflow", eps, labels, err)
+		}
+	}
+}

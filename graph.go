@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/train/losses"
@@ -37,6 +38,12 @@ import (
 // At alpha == 1 the exported losses build GoMLX's own cross-entropy (package
 // losses) without any hook, so plain training is bit-identical to GoMLX.
 //
+// Mixed precision. Half-precision logits (bfloat16, float16) are converted
+// to float32 first: the softmax, the log-sum-exp, the loss and the tampered
+// softmax of the backward pass always run in float32, and the loss is a
+// float32 scalar. The conversion's gradient converts back, so the logits
+// receive the tampered gradient in their own dtype, rounded once.
+//
 // Like the rest of GoMLX, the functions here report misuse (wrong shapes or
 // dtypes, invalid alpha or label smoothing) by panicking with an error while
 // the graph is built; graph.Exec and the GoMLX trainer recover such panics and
@@ -51,9 +58,11 @@ import (
 // softmax(alpha*logits), exact under any later scaling of the loss. At alpha
 // == 1 it is exactly GoMLX's losses.SparseCategoricalCrossEntropyLogits (or
 // losses.CategoricalCrossEntropyLogits on the smoothed targets when eps > 0).
-// Labels out of range give a zero one-hot row, as in GoMLX.
+// Labels out of range give a zero one-hot row, as in GoMLX. Half-precision
+// logits are computed on in float32 (see the mixed-precision note above).
 func CrossEntropyLoss(logits, labels *graph.Node, alpha, labelSmoothing float64) *graph.Node {
 	mustValidateParams(alpha, labelSmoothing)
+	logits = atLeastFloat32(logits)
 	labels = sparseLabels(logits, labels)
 	if alpha == 1 {
 		if labelSmoothing == 0 {
@@ -72,9 +81,11 @@ func CrossEntropyLoss(logits, labels *graph.Node, alpha, labelSmoothing float64)
 // > 0, turns them into (1-eps)*targets + eps/C. The gradient with respect to
 // logits is the tampered (p' - q)/N; the gradient with respect to the targets
 // (if they depend on parameters) is the plain one. At alpha == 1 it is exactly
-// GoMLX's losses.CategoricalCrossEntropyLogits.
+// GoMLX's losses.CategoricalCrossEntropyLogits. Half-precision logits and
+// targets are computed on in float32.
 func SoftCrossEntropyLoss(logits, targets *graph.Node, alpha, labelSmoothing float64) *graph.Node {
 	mustValidateParams(alpha, labelSmoothing)
+	logits, targets = atLeastFloat32(logits), atLeastFloat32(targets)
 	checkSoftTargets(logits, targets)
 	q := smoothNode(targets, labelSmoothing)
 	if alpha == 1 {
@@ -88,9 +99,11 @@ func SoftCrossEntropyLoss(logits, targets *graph.Node, alpha, labelSmoothing flo
 // logits, with the tampered backward pass: whatever weight c_n the caller's
 // reduction gives example n, the gradient with respect to its logits is
 // c_n*(softmax(alpha*z_n) - q_n). Use it for weighted or masked losses. At
-// alpha == 1 it is the plain cross-entropy with no hook.
+// alpha == 1 it is the plain cross-entropy with no hook. Half-precision
+// logits and targets are computed on in float32, and the result is float32.
 func PerExampleCrossEntropy(logits, q *graph.Node, alpha float64) *graph.Node {
 	mustValidateParams(alpha, 0)
+	logits, q = atLeastFloat32(logits), atLeastFloat32(q)
 	checkSoftTargets(logits, q)
 	if alpha == 1 {
 		return plainPerExample(logits, q)
@@ -111,9 +124,12 @@ func LabelTargets(logits, labels *graph.Node, eps float64) *graph.Node {
 }
 
 // TamperedProbs returns softmax(alpha*logits) over the last axis, computed as
-// exp(alpha*(z - max z)) normalised, which cannot overflow for finite logits.
+// exp(alpha*(z - max z)) normalised, which cannot overflow for finite logits;
+// at alpha == 0 it is exactly uniform. Half-precision logits are computed on
+// in float32, and so is the result.
 func TamperedProbs(logits *graph.Node, alpha float64) *graph.Node {
 	mustValidateParams(alpha, 0)
+	logits = atLeastFloat32(logits)
 	checkFloatLogits(logits)
 	return tamperedProbs(logits, alpha)
 }
@@ -122,8 +138,31 @@ func TamperedProbs(logits *graph.Node, alpha float64) *graph.Node {
 // through the max shift.
 func tamperedProbs(logits *graph.Node, alpha float64) *graph.Node {
 	m := graph.StopGradient(graph.ReduceAndKeep(logits, graph.ReduceMax, -1))
-	e := graph.Exp(graph.MulScalar(graph.Sub(logits, m), alpha))
+	return tamperedFromShifted(graph.Sub(logits, m), alpha)
+}
+
+// tamperedFromShifted returns softmax(alpha*z) from the shifted logits z -
+// max z. At alpha == 0 it is the uniform distribution, built directly: alpha
+// times a shifted logit that overflowed to -Inf would give NaN.
+func tamperedFromShifted(shifted *graph.Node, alpha float64) *graph.Node {
+	if alpha == 0 {
+		c := shifted.Shape().Dim(-1)
+		uniform := graph.Scalar(shifted.Graph(), shifted.DType(), 1/float64(c))
+		return graph.BroadcastToShape(uniform, shifted.Shape())
+	}
+	e := graph.Exp(graph.MulScalar(shifted, alpha))
 	return graph.Div(e, graph.ReduceAndKeep(e, graph.ReduceSum, -1))
+}
+
+// atLeastFloat32 converts half-precision x (bfloat16, float16) to float32
+// and returns any other x unchanged. The conversion's gradient converts
+// back to x's dtype.
+func atLeastFloat32(x *graph.Node) *graph.Node {
+	switch x.DType() {
+	case dtypes.BFloat16, dtypes.Float16:
+		return graph.ConvertDType(x, dtypes.Float32)
+	}
+	return x
 }
 
 // plainPerExample is the per-example cross-entropy -sum q*log softmax(z) with
@@ -154,8 +193,7 @@ func tamperedPerExample(logits, q *graph.Node, alpha float64) *graph.Node {
 		func(_, v *graph.Node) *graph.Node {
 			// v[..., C] is the upstream weight of each example.
 			weight := graph.SliceAxis(v, -1, graph.AxisRange(c, c+1))
-			e := graph.Exp(graph.MulScalar(shifted, alpha))
-			pt := graph.Div(e, graph.ReduceAndKeep(e, graph.ReduceSum, -1))
+			pt := tamperedFromShifted(shifted, alpha)
 			grad := graph.Mul(weight, graph.Sub(pt, graph.StopGradient(q)))
 			return graph.Concatenate([]*graph.Node{grad, graph.ZerosLike(weight)}, -1)
 		})

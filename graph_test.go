@@ -1,6 +1,7 @@
 package sgt
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	_ "github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/train/losses"
@@ -535,6 +537,81 @@ func TestGraphTamperedProbs(t *testing.T) {
 				if g := got[i*4+j]; math.IsNaN(g) || math.Abs(g-w) > 1e-15 {
 					t.Fatalf("alpha=%v: TamperedProbs[%d][%d] = %v, want %v", alpha, i, j, g, w)
 				}
+			}
+		}
+	}
+}
+
+// TestGraphBFloat16Logits feeds bfloat16 logits to the losses: the loss must
+// be a float32 scalar equal to the float64 cross-entropy of those logits to
+// float32 accuracy (a bfloat16 softmax would be off by about 1e-2), the
+// logits must receive their gradient in bfloat16, and that gradient must be
+// the float32 tampered gradient (softmax(alpha z) - q)/N rounded once to
+// bfloat16. TamperedProbs of bfloat16 logits is float32.
+func TestGraphBFloat16Logits(t *testing.T) {
+	be := newTestBackend(t)
+	if !be.Capabilities().DTypes[dtypes.BFloat16] {
+		t.Skipf("backend %s has no bfloat16", be.Name())
+	}
+	r := rand.New(rand.NewPCG(31, 32))
+	const n, c = 6, 7
+	zb := make([]bfloat16.BFloat16, n*c)
+	z := make([]float64, n*c) // the exact values of zb
+	for i := range zb {
+		zb[i] = bfloat16.FromFloat64(6 * r.NormFloat64())
+		z[i] = float64(zb[i].Float32())
+	}
+	labels := make([]int32, n)
+	for i := range labels {
+		labels[i] = int32(r.IntN(c))
+	}
+	logits := tensors.FromFlatDataAndDimensions(zb, n, c)
+	labelsT := tensors.FromFlatDataAndDimensions(labels, n)
+	for _, alpha := range []float64{1, 0.3, 0} {
+		for _, eps := range []float64{0, 0.1} {
+			name := fmt.Sprintf("alpha %v eps %v", alpha, eps)
+			exec, err := graph.NewExec(be, func(z, l *graph.Node) []*graph.Node {
+				loss := CrossEntropyLoss(z, l, alpha, eps)
+				return []*graph.Node{loss, graph.Gradient(loss, z)[0], TamperedProbs(z, alpha)}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Exec(logits, labelsT)
+			exec.Finalize()
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if out[0].DType() != dtypes.Float32 || out[1].DType() != dtypes.BFloat16 || out[2].DType() != dtypes.Float32 {
+				t.Fatalf("%s: loss %s, gradient %s, tampered probabilities %s; want float32, bfloat16, float32",
+					name, out[0].DType(), out[1].DType(), out[2].DType())
+			}
+			loss := float64(tensors.ToScalar[float32](out[0]))
+			grad := tensors.MustCopyFlatData[bfloat16.BFloat16](out[1])
+			probs := tensors.MustCopyFlatData[float32](out[2])
+			var wantLoss float64
+			for i := range n {
+				row := z[i*c : (i+1)*c]
+				q, _ := Target[float64](nil, c, int(labels[i]), eps)
+				ce, _ := CrossEntropy(row, q)
+				wantLoss += ce / n
+				pt := TamperedSoftmax(nil, row, alpha)
+				for j := range c {
+					if math.Abs(float64(probs[i*c+j])-pt[j]) > 1e-6*pt[j]+1e-12 {
+						t.Fatalf("%s: tampered probability [%d][%d] = %v, want %v", name, i, j, probs[i*c+j], pt[j])
+					}
+					// The float32 gradient, rounded to bfloat16 as the
+					// backend converts (truncation on this backend, to
+					// nearest elsewhere): within 2^-7 relative.
+					want := (pt[j] - q[j]) / n
+					got := float64(grad[i*c+j].Float32())
+					if math.Abs(got-want) > math.Ldexp(math.Abs(want), -7)+1e-9 {
+						t.Fatalf("%s: gradient [%d][%d] = %v, want %v", name, i, j, got, want)
+					}
+				}
+			}
+			if math.Abs(loss-wantLoss) > 2e-6*wantLoss {
+				t.Errorf("%s: loss %v, want %v (float32 accuracy)", name, loss, wantLoss)
 			}
 		}
 	}

@@ -29,19 +29,22 @@ func LogStationaryThreshold[T Float](z []T, alpha float64) (float64, error) {
 	if len(z) == 0 {
 		return 0, errEmptyRow
 	}
-	lse := LogSumExp(z)
-	if math.IsInf(lse, 0) || math.IsNaN(lse) {
-		return 0, fmt.Errorf("stationary threshold: logits must be finite (log-sum-exp is %v)", lse)
-	}
-	// logsumexp_j(alpha*log p_j) = alpha*(max z - lse) + log sum_j exp(alpha*(z_j - max z)).
-	// Every exponent is <= 0 and the largest is 0, so the sum lies in [1, C],
-	// and alpha/(alpha-1) is formed first so huge alphas cannot overflow.
 	m := rowMax(z)
-	var s float64
-	for _, v := range z {
-		s += math.Exp(alpha * (float64(v) - m))
+	if math.IsInf(m, 0) || math.IsNaN(m) {
+		return 0, fmt.Errorf("stationary threshold: logits must be finite (the row maximum is %v)", m)
 	}
-	return (m-lse)*(alpha/(alpha-1)) + math.Log(s)/(alpha-1), nil
+	// log p_j = (z_j - m) - logS1 with logS1 = log sum_j exp(z_j - m), so
+	// log sum_j p_j^alpha = logSA - alpha*logS1 with logSA = log sum_j
+	// exp(alpha*(z_j - m)). Both sums lie in [1, C]: nothing overflows, huge
+	// logits lose no precision (m - logsumexp(z) would round to 0 for
+	// [1e17, 1e17]), and alpha/(alpha-1) is formed first so huge alphas
+	// cannot overflow.
+	logS1 := logSumExpGaps(z, m, 1)
+	logSA := logSumExpGaps(z, m, alpha)
+	if math.IsNaN(logS1) || math.IsNaN(logSA) {
+		return 0, errors.New("stationary threshold: logits must be finite")
+	}
+	return -logS1*(alpha/(alpha-1)) + logSA/(alpha-1), nil
 }
 
 // StationaryThreshold returns the stationary threshold t =

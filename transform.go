@@ -82,11 +82,40 @@ func LogSumExp[T Float](z []T) float64 {
 	if math.IsInf(m, 0) {
 		return m
 	}
+	return m + logSumExpGaps(z, m, 1)
+}
+
+// scaledGap returns alpha*(v - m) for v <= m, the exponent of one term of a
+// tampered softmax shifted by its maximum m. It never forms 0*Inf and never
+// overflows to a wrong value: v - m itself overflows to -Inf when the logits
+// span more than the float64 range (v = -1e308, m = 1e308), and then alpha
+// 0 still gives 0 (uniform probabilities), a fractional alpha is applied to v
+// and m separately (both products finite), and alpha >= 1 gives -Inf (a
+// weight of exactly 0).
+func scaledGap(v, m, alpha float64) float64 {
+	d := v - m
+	if !math.IsInf(d, -1) {
+		return alpha * d
+	}
+	switch {
+	case alpha == 0:
+		return 0
+	case alpha < 1:
+		return alpha*v - alpha*m
+	default:
+		return math.Inf(-1)
+	}
+}
+
+// logSumExpGaps returns log(sum_i exp(alpha*(z_i - m))) for the row maximum
+// m of z (finite). The largest term is exp(0) = 1, so the sum lies in [1,
+// len(z)] and the result in [0, log len(z)].
+func logSumExpGaps[T Float](z []T, m, alpha float64) float64 {
 	var s float64
 	for _, v := range z {
-		s += math.Exp(float64(v) - m)
+		s += math.Exp(scaledGap(float64(v), m, alpha))
 	}
-	return m + math.Log(s)
+	return math.Log(s)
 }
 
 // ensureLen returns dst resliced to n elements, allocating when it is too
@@ -108,8 +137,9 @@ func Softmax[T Float](dst, z []T) []T {
 // TamperedSoftmax writes the tampered probabilities p' = softmax(alpha*z) =
 // p^alpha / sum_j p_j^alpha into dst (allocated when too short; it may alias
 // z) and returns it. It evaluates exp(alpha*(z_i - max z)), which never
-// overflows for finite z and any finite alpha >= 0; at alpha = 0 the result
-// is uniform.
+// overflows for finite z and any finite alpha >= 0, also when z spans more
+// than the float64 range (see scaledGap); at alpha = 0 the result is
+// uniform.
 func TamperedSoftmax[T Float](dst, z []T, alpha float64) []T {
 	out := ensureLen(dst, len(z))
 	if f64, ok := any(out).([]float64); ok {
@@ -121,10 +151,10 @@ func TamperedSoftmax[T Float](dst, z []T, alpha float64) []T {
 	m := rowMax(z)
 	var s float64
 	for _, v := range z {
-		s += math.Exp(alpha * (float64(v) - m))
+		s += math.Exp(scaledGap(float64(v), m, alpha))
 	}
 	for i, v := range z {
-		out[i] = T(math.Exp(alpha*(float64(v)-m)) / s)
+		out[i] = T(math.Exp(scaledGap(float64(v), m, alpha)) / s)
 	}
 	return out
 }
@@ -135,7 +165,7 @@ func tamperedSoftmax64[T Float](out []float64, z []T, alpha float64) {
 	m := rowMax(z)
 	var s float64
 	for i, v := range z {
-		e := math.Exp(alpha * (float64(v) - m))
+		e := math.Exp(scaledGap(float64(v), m, alpha))
 		out[i] = e
 		s += e
 	}
@@ -144,14 +174,19 @@ func tamperedSoftmax64[T Float](out []float64, z []T, alpha float64) {
 	}
 }
 
-// LogSoftmax writes log softmax(z) = z - logsumexp(z) into dst (allocated when
-// too short; it may alias z) and returns it. Entries are finite for finite z
-// even where the probability underflows to zero.
+// LogSoftmax writes log softmax(z) = (z - max z) - log sum exp(z - max z)
+// into dst (allocated when too short; it may alias z) and returns it. Entries
+// are finite for finite z even where the probability underflows to zero,
+// unless z spans more than the float64 range (then the far entries are
+// -Inf). Subtracting the maximum before the logarithm keeps huge logits
+// exact: [1e17, 1e17] gives [-ln 2, -ln 2], where z - logsumexp(z) would give
+// 0 because 1e17 + ln 2 rounds to 1e17.
 func LogSoftmax[T Float](dst, z []T) []T {
-	lse := LogSumExp(z)
+	m := rowMax(z)
+	logS := logSumExpGaps(z, m, 1)
 	out := ensureLen(dst, len(z))
 	for i, v := range z {
-		out[i] = T(float64(v) - lse)
+		out[i] = T((float64(v) - m) - logS)
 	}
 	return out
 }
@@ -191,9 +226,11 @@ func SmoothTarget[T Float](dst, q []T, eps float64) []T {
 }
 
 // CrossEntropy returns the cross-entropy -sum_i q_i log softmax(z)_i of one
-// example, computed with log-sum-exp so that large logits and zero
-// probabilities are handled (terms with q_i = 0 contribute nothing). z and q
-// must have the same length.
+// example, computed with log-sum-exp on logits shifted by their maximum, so
+// that large logits and zero probabilities are handled (terms with q_i = 0
+// contribute nothing). z and q must have the same length. It returns an
+// error naming the logit when the loss is not a float64 number: z spans more
+// than the float64 range and that logit has a target weight.
 func CrossEntropy[T Float](z, q []T) (float64, error) {
 	if len(z) == 0 {
 		return 0, errEmptyRow
@@ -201,14 +238,42 @@ func CrossEntropy[T Float](z, q []T) (float64, error) {
 	if len(z) != len(q) {
 		return 0, fmt.Errorf("cross-entropy: %d logits but %d targets", len(z), len(q))
 	}
-	lse := LogSumExp(z)
-	var loss float64
-	for i, v := range z {
-		if qi := float64(q[i]); qi != 0 {
-			loss -= qi * (float64(v) - lse)
-		}
+	loss, bad := crossEntropy(z, q)
+	if bad >= 0 {
+		return 0, fmt.Errorf("z[%d] = %v: %w", bad, float64(z[bad]), errLossOverflow(rowMax(z)))
 	}
 	return loss, nil
+}
+
+// errLossOverflow is the reason given when a cross-entropy overflows.
+func errLossOverflow(m float64) error {
+	return fmt.Errorf("the cross-entropy overflows float64 (the row maximum is %v; logits that far apart have no finite loss)", m)
+}
+
+// crossEntropy computes the cross-entropy of one non-empty row. When the
+// result is not finite (or z holds non-finite values) it returns the index
+// of the smallest logit with a target weight as bad, else bad is -1.
+func crossEntropy[T Float](z, q []T) (loss float64, bad int) {
+	m := rowMax(z)
+	logS := logSumExpGaps(z, m, 1)
+	for i, v := range z {
+		if qi := float64(q[i]); qi != 0 {
+			loss -= qi * ((float64(v) - m) - logS)
+		}
+	}
+	if !math.IsInf(loss, 0) && !math.IsNaN(loss) {
+		return loss, -1
+	}
+	bad = -1
+	for i, v := range z {
+		if q[i] != 0 && (bad < 0 || !(v >= z[bad])) {
+			bad = i
+		}
+	}
+	if bad < 0 {
+		bad = 0
+	}
+	return loss, bad
 }
 
 // TamperedGradient writes the tampered logits gradient scale*(p' - q) of one

@@ -18,7 +18,7 @@ import (
 // featureWidth is the expected number of features of a model: the width of
 // the MLP's hidden layer, or the channels of a ResNet's last stage.
 func featureWidth(name string) int {
-	base := strings.TrimSuffix(strings.TrimPrefix(name, "se"), "-nobn")
+	base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(name, "se"), "-skipinit"), "-nobn")
 	switch base {
 	case "mlp":
 		return 256

@@ -48,14 +48,3 @@ func torchDefaultInit(ctx *context.Context, fanIn int) context.VariableInitializ
 func kaimingNormalStd(fan int) float64 {
 	return math.Sqrt(2 / float64(max(fan, 1)))
 }
-
-// weightBiasInit returns an initializer that uses weightInit for variables of
-// rank >= 2 (weights, kernels) and biasInit for the others (biases).
-func weightBiasInit(weightInit, biasInit context.VariableInitializer) context.VariableInitializer {
-	return func(g *graph.Graph, shape shapes.Shape) *graph.Node {
-		if shape.Rank() >= 2 {
-			return weightInit(g, shape)
-		}
-		return biasInit(g, shape)
-	}
-}

@@ -10,9 +10,9 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors/images"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
-	"github.com/gomlx/gomlx/pkg/ml/layers"
 	"github.com/gomlx/gomlx/pkg/ml/layers/activations"
 	"github.com/gomlx/gomlx/pkg/ml/layers/batchnorm"
+	"github.com/gomlx/gomlx/pkg/ml/layers/regularizers"
 	"github.com/gomlx/gomlx/pkg/ml/train"
 )
 
@@ -30,10 +30,69 @@ const (
 	// always builds batch norm from plain graph ops (useful to cross-check a
 	// backend).
 	ParamBatchNormFused = "batchnorm_fused"
-	// ParamSEReduction (int) is the channel reduction ratio of the
-	// squeeze-and-excitation blocks. Default 16.
+	// ParamSEReduction (int) is the channel reduction ratio r of the
+	// squeeze-and-excitation blocks; the hidden width follows timm's rule
+	// (see seChannels). Default 16.
 	ParamSEReduction = "se_reduction"
+	// ParamComputeDType (string) selects the dtype the models compute in,
+	// for mixed-precision training: "float32" or "bfloat16"; unset (or "")
+	// computes in the dtype of the images, as before. Whatever it is, the
+	// variables are kept in the master dtype (float64 for float64 images,
+	// float32 otherwise) and converted to the compute dtype where they are
+	// used, so their gradients and the optimizer's updates are in the master
+	// dtype; the images are converted to the compute dtype on entry;
+	// convolutions, matrix multiplications and activations run in the
+	// compute dtype; batch norm (its statistics and normalisation) and the
+	// global average pools run in the master dtype; and the logits and
+	// features a model returns are converted to the master dtype.
+	// sgt.CrossEntropyLoss then computes the softmax and the loss in
+	// float32 too.
+	ParamComputeDType = "compute_dtype"
 )
+
+// precision says in which dtypes a model keeps its variables (master) and
+// computes (compute); see ParamComputeDType.
+type precision struct {
+	master, compute dtypes.DType
+}
+
+// newPrecision reads ParamComputeDType for a model's images. It panics with
+// an error naming the value when it is not a known dtype.
+func newPrecision(model string, ctx *context.Context, images *graph.Node) precision {
+	master := dtypes.Float32
+	if images.DType() == dtypes.Float64 {
+		master = dtypes.Float64
+	}
+	p := precision{master: master, compute: master}
+	switch name := context.GetParamOr(ctx, ParamComputeDType, ""); name {
+	case "":
+	case "float32":
+		p.compute = dtypes.Float32
+	case "bfloat16":
+		p.compute = dtypes.BFloat16
+	default:
+		panic(fmt.Errorf("model %s: hyperparameter %s = %q: want \"float32\" or \"bfloat16\"", model, ParamComputeDType, name))
+	}
+	return p
+}
+
+// precisionOf is the precision of a model that keeps and computes
+// everything in dtype.
+func precisionOf(dtype dtypes.DType) precision {
+	return precision{master: dtype, compute: dtype}
+}
+
+// variable returns, in the compute dtype, the value of the variable name
+// of ctx with the given dimensions, kept in the master dtype (created with
+// ctx's initializer on first use).
+func (p precision) variable(ctx *context.Context, g *graph.Graph, name string, dims ...int) *graph.Node {
+	v := ctx.VariableWithShape(name, shapes.Make(p.master, dims...))
+	return graph.ConvertDType(v.ValueGraph(g), p.compute)
+}
+
+// toCompute and toMaster convert x to the compute and master dtypes.
+func (p precision) toCompute(x *graph.Node) *graph.Node { return graph.ConvertDType(x, p.compute) }
+func (p precision) toMaster(x *graph.Node) *graph.Node  { return graph.ConvertDType(x, p.master) }
 
 // checkImages panics (the GoMLX convention while building a graph) unless x
 // is a float tensor of shape [N, H, W, C].
@@ -46,45 +105,56 @@ func checkImages(model string, x *graph.Node, numClasses int) {
 	}
 }
 
-// conv2d adds a 2D convolution (channels last) with a square kernel of the
-// given size and stride and PyTorch's symmetric zero padding of kernel/2 on
-// each side. The kernel variable "weights" [k, k, inChannels, channels] lives
-// in ctx, initialised Kaiming-normal with fan-out (as torchvision ResNets do);
-// with bias, a "biases" variable initialised like PyTorch's default is added.
-func conv2d(ctx *context.Context, x *graph.Node, channels, kernel, stride int, bias bool) *graph.Node {
+// conv2d adds a 2D convolution (channels last) of x (in the compute dtype)
+// with a square kernel of the given size and stride and PyTorch's symmetric
+// zero padding of kernel/2 on each side. The kernel variable "weights" [k, k,
+// inChannels, channels] lives in ctx, initialised normal with standard
+// deviation std (Kaiming-normal with fan-in or fan-out, chosen by the
+// caller); with bias, a "biases" variable initialised like PyTorch's default
+// (uniform ±1/sqrt(fanIn)) is added.
+func conv2d(ctx *context.Context, p precision, x *graph.Node, channels, kernel, stride int, bias bool, std float64) *graph.Node {
 	g := x.Graph()
 	inChannels := x.Shape().Dimensions[x.Rank()-1]
-	w := ctx.WithInitializer(normalInit(ctx, kaimingNormalStd(kernel*kernel*channels))).
-		VariableWithShape("weights", shapes.Make(x.DType(), kernel, kernel, inChannels, channels))
+	w := p.variable(ctx.WithInitializer(normalInit(ctx, std)), g, "weights", kernel, kernel, inChannels, channels)
 	pad := kernel / 2
-	y := graph.Convolve(x, w.ValueGraph(g)).
+	y := graph.Convolve(x, w).
 		ChannelsAxis(images.ChannelsLast).
 		StridePerAxis(stride, stride).
 		PaddingPerDim([][2]int{{pad, pad}, {pad, pad}}).
 		Done()
 	if bias {
-		b := ctx.WithInitializer(torchDefaultInit(ctx, kernel*kernel*inChannels)).
-			VariableWithShape("biases", shapes.Make(x.DType(), channels))
-		y = graph.Add(y, graph.Reshape(b.ValueGraph(g), 1, 1, 1, channels))
+		b := p.variable(ctx.WithInitializer(torchDefaultInit(ctx, kernel*kernel*inChannels)), g, "biases", channels)
+		y = graph.Add(y, graph.Reshape(b, 1, 1, 1, channels))
 	}
 	return y
 }
 
-// dense adds a fully connected layer with bias to x [N, features]. Biases are
-// initialised like PyTorch's nn.Linear (uniform ±1/sqrt(fanIn)); weights too
-// if weightStd is 0, otherwise normal with that standard deviation.
-func dense(ctx *context.Context, x *graph.Node, outputs int, weightStd float64) *graph.Node {
+// dense adds a fully connected layer with bias to x [N, features] (in the
+// compute dtype), with the variables of GoMLX's layers.Dense: "weights"
+// [features, outputs] and "biases" [outputs] under ctx.In("dense"), and the
+// weights regularised as layers.Dense does. Biases are initialised like
+// PyTorch's nn.Linear (uniform ±1/sqrt(fanIn)); weights too if weightStd is
+// 0, otherwise normal with that standard deviation.
+func dense(ctx *context.Context, p precision, x *graph.Node, outputs int, weightStd float64) *graph.Node {
+	g := x.Graph()
 	fanIn := x.Shape().Dimensions[x.Rank()-1]
-	init := torchDefaultInit(ctx, fanIn)
+	ctx = ctx.In("dense")
+	wInit := torchDefaultInit(ctx, fanIn)
 	if weightStd > 0 {
-		init = weightBiasInit(normalInit(ctx, weightStd), init)
+		wInit = normalInit(ctx, weightStd)
 	}
-	return layers.Dense(ctx.WithInitializer(init), x, true, outputs)
+	w := p.variable(ctx.WithInitializer(wInit), g, "weights", fanIn, outputs)
+	if regularizer := regularizers.FromContext(ctx); regularizer != nil {
+		regularizer(ctx, g, ctx.GetVariable("weights"))
+	}
+	b := p.variable(ctx.WithInitializer(torchDefaultInit(ctx, fanIn)), g, "biases", outputs)
+	return graph.Add(graph.Dot(x, w), graph.Reshape(b, 1, outputs))
 }
 
-// globalAvgPool averages x [N, H, W, C] over its spatial axes, giving [N, C].
-func globalAvgPool(x *graph.Node) *graph.Node {
-	return graph.ReduceMean(x, 1, 2)
+// globalAvgPool averages x [N, H, W, C] over its spatial axes in the master
+// dtype, giving [N, C] in the master dtype.
+func globalAvgPool(p precision, x *graph.Node) *graph.Node {
+	return graph.ReduceMean(p.toMaster(x), 1, 2)
 }
 
 // maxPool3x3s2 is the 3x3, stride 2, padding 1 max pool of the ImageNet stem.
@@ -108,7 +178,8 @@ func hasOps(g *graph.Graph, ops ...backends.OpType) bool {
 // scale and offset, as batchnorm.New does (same variables under the
 // "batch_normalization" sub-scope, so batchnorm.UpdateAverages works).
 // Momentum and epsilon default to PyTorch's (see ParamBatchNormMomentum and
-// ParamBatchNormEpsilon).
+// ParamBatchNormEpsilon). It runs in the master dtype: x is converted to it
+// and the result back to the compute dtype.
 //
 // It uses the backend's fused batch-norm ops where the backend implements
 // them (unless ParamBatchNormFused is false). When training on a backend
@@ -116,7 +187,12 @@ func hasOps(g *graph.Graph, ops ...backends.OpType) bool {
 // graph ops instead; unlike batchnorm's
 // own fallback, the gradient then flows through the batch mean and variance,
 // which is what training with batch norm requires.
-func batchNorm(ctx *context.Context, x *graph.Node) *graph.Node {
+func batchNorm(ctx *context.Context, p precision, x *graph.Node) *graph.Node {
+	return p.toCompute(batchNormMaster(ctx, p.toMaster(x)))
+}
+
+// batchNormMaster is batchNorm on x in the master dtype.
+func batchNormMaster(ctx *context.Context, x *graph.Node) *graph.Node {
 	g := x.Graph()
 	momentum := context.GetParamOr(ctx, ParamBatchNormMomentum, 0.9)
 	epsilon := context.GetParamOr(ctx, ParamBatchNormEpsilon, 1e-5)
@@ -180,20 +256,40 @@ func graphBatchNorm(ctx *context.Context, x *graph.Node, momentum, epsilon float
 	return normalized
 }
 
-// squeezeExcite is the squeeze-and-excitation block of Hu et al.: global
-// average pool, dense C -> C/r with bias, ReLU, dense C/r -> C with bias,
-// sigmoid, and a per-channel scaling of x (r is ParamSEReduction).
-func squeezeExcite(ctx *context.Context, x *graph.Node) *graph.Node {
+// squeezeExcite is the squeeze-and-excitation block of Hu et al. as timm
+// builds it (SEModule, used by the authors' seresnet18/50): global average
+// pool, dense C -> seChannels(C, r) with bias, ReLU, dense back to C with
+// bias, sigmoid, and a per-channel scaling of x (r is ParamSEReduction,
+// default 16). timm's two layers are 1x1 convolutions, which its ResNet
+// initialises Kaiming-normal with fan-out (standard deviation sqrt(2/outputs))
+// and whose biases keep PyTorch's default, uniform ±1/sqrt(inputs); so are
+// these.
+func squeezeExcite(ctx *context.Context, p precision, x *graph.Node) *graph.Node {
 	reduction := context.GetParamOr(ctx, ParamSEReduction, 16)
 	if reduction < 1 {
 		panic(fmt.Errorf("hyperparameter %s must be >= 1, got %d", ParamSEReduction, reduction))
 	}
 	dims := x.Shape().Dimensions
 	channels := dims[3]
-	s := globalAvgPool(x)
-	s = activations.Relu(dense(ctx.In("reduce"), s, max(channels/reduction, 1), 0))
-	s = graph.Sigmoid(dense(ctx.In("expand"), s, channels, 0))
+	hidden := seChannels(channels, reduction)
+	s := p.toCompute(globalAvgPool(p, x))
+	s = activations.Relu(dense(ctx.In("reduce"), p, s, hidden, kaimingNormalStd(hidden)))
+	s = graph.Sigmoid(dense(ctx.In("expand"), p, s, channels, kaimingNormalStd(channels)))
 	return graph.Mul(x, graph.Reshape(s, dims[0], 1, 1, channels))
+}
+
+// seChannels is the hidden width of a squeeze-and-excitation block on the
+// given channels with reduction ratio r, by timm's rule: SEModule's
+// make_divisible(channels/r, divisor 8, round_limit 0), that is v = channels/r
+// rounded to the nearest multiple of 8 (halves up), and at least 8:
+// max(8, floor((v + 4)/8)*8). round_limit 0 switches off make_divisible's
+// other step (add 8 when the rounded value is below 90% of v). For r = 16
+// and the ResNets' widths (64 ... 2048) this gives 8, 8, 16, 32 (basic
+// blocks) and 16, 32, 64, 128 (bottlenecks); the older timm rule max(8,
+// channels/r) gives the same widths there.
+func seChannels(channels, r int) int {
+	v := float64(channels) / float64(r)
+	return max(8, int(v+4)/8*8)
 }
 
 // shortcutA is the parameter-free "option A" shortcut of He et al.'s CIFAR

@@ -123,7 +123,7 @@ func TestConv2DMatchesPyTorchPadding(t *testing.T) {
 		x := randImg(rng, 2, tc.h, tc.w, tc.cin)
 		ctx := context.New()
 		out := exec(t, ctx, func(ctx *context.Context, x *graph.Node) *graph.Node {
-			return conv2d(ctx.In("c"), x, tc.cout, tc.k, tc.stride, true)
+			return conv2d(ctx.In("c"), precisionOf(x.DType()), x, tc.cout, tc.k, tc.stride, true, kaimingNormalStd(tc.k*tc.k*tc.cout))
 		}, x.tensor())[0]
 		kernel := variable(t, ctx, "/c", "weights")
 		bias := variable(t, ctx, "/c", "biases")
@@ -215,7 +215,7 @@ func TestGraphBatchNorm(t *testing.T) {
 	bn := func(training bool) func(ctx *context.Context, x, coef *graph.Node) []*graph.Node {
 		return func(ctx *context.Context, x, coef *graph.Node) []*graph.Node {
 			ctx.SetTraining(x.Graph(), training)
-			y := batchNorm(ctx.In("bn"), x)
+			y := batchNorm(ctx.In("bn"), precisionOf(x.DType()), x)
 			loss := graph.ReduceAllSum(graph.Mul(y, coef))
 			return []*graph.Node{y, loss, graph.Gradient(loss, x)[0]}
 		}
@@ -263,18 +263,64 @@ func TestGraphBatchNorm(t *testing.T) {
 	}
 }
 
+// TestSEChannels checks the hidden width of the squeeze-and-excitation
+// blocks against timm's make_divisible(channels/r, 8, round_limit=0),
+// worked out by hand: v rounded to the nearest multiple of 8 (halves up),
+// at least 8.
+func TestSEChannels(t *testing.T) {
+	for _, tc := range []struct{ channels, r, want int }{
+		{64, 16, 8}, // v = 4: the floor of 8 (the plain C/r would be 4)
+		{128, 16, 8},
+		{256, 16, 16},
+		{512, 16, 32},
+		{2048, 16, 128},
+		{8, 4, 8},     // v = 2
+		{40, 4, 8},    // v = 10 rounds down to 8
+		{48, 4, 16},   // v = 12, a half, rounds up to 16
+		{200, 16, 16}, // v = 12.5
+		{180, 16, 8},  // v = 11.25
+		{100, 1, 104}, // v = 100
+	} {
+		if got := seChannels(tc.channels, tc.r); got != tc.want {
+			t.Errorf("seChannels(%d, %d) = %d, want %d", tc.channels, tc.r, got, tc.want)
+		}
+	}
+}
+
+// TestSqueezeExcite compares the block with a direct evaluation and checks
+// its initialisation: weights Kaiming-normal with fan-out (timm's 1x1
+// convolutions), biases within PyTorch's ±1/sqrt(fanIn).
 func TestSqueezeExcite(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
-	x := randImg(rng, 2, 3, 3, 8)
+	x := randImg(rng, 2, 3, 3, 48)
 	ctx := context.New()
 	ctx.SetParam(ParamSEReduction, 4)
 	out := flat(t, exec(t, ctx, func(ctx *context.Context, x *graph.Node) *graph.Node {
-		return squeezeExcite(ctx.In("se"), x)
+		return squeezeExcite(ctx.In("se"), precisionOf(x.DType()), x)
 	}, x.tensor())[0])
 	w1, b1 := variable(t, ctx, "/se/reduce/dense", "weights"), variable(t, ctx, "/se/reduce/dense", "biases")
 	w2, b2 := variable(t, ctx, "/se/expand/dense", "weights"), variable(t, ctx, "/se/expand/dense", "biases")
-	if len(b1) != 2 || len(b2) != 8 {
-		t.Fatalf("SE hidden width %d, output %d; want 2 and 8", len(b1), len(b2))
+	if len(b1) != 16 || len(b2) != 48 {
+		t.Fatalf("SE hidden width %d, output %d; want 16 (48/4 = 12 rounded to a multiple of 8) and 48", len(b1), len(b2))
+	}
+	for _, v := range []struct {
+		name   string
+		w, b   []float64
+		fanIn  int
+		fanOut int
+	}{{"reduce", w1, b1, 48, 16}, {"expand", w2, b2, 16, 48}} {
+		var ss float64
+		for _, w := range v.w {
+			ss += w * w
+		}
+		if std, want := math.Sqrt(ss/float64(len(v.w))), math.Sqrt(2/float64(v.fanOut)); math.Abs(std-want) > 0.15*want {
+			t.Errorf("%s weights: std %g, want about sqrt(2/%d) = %g", v.name, std, v.fanOut, want)
+		}
+		for _, b := range v.b {
+			if math.Abs(b) > 1/math.Sqrt(float64(v.fanIn)) {
+				t.Errorf("%s bias %g outside ±1/sqrt(%d)", v.name, b, v.fanIn)
+			}
+		}
 	}
 	var want []float64
 	for n := range x.n {
@@ -331,7 +377,7 @@ func TestBatchNormFusedMatchesGraph(t *testing.T) {
 		fn := func(training bool) func(ctx *context.Context, x, coef *graph.Node) []*graph.Node {
 			return func(ctx *context.Context, x, coef *graph.Node) []*graph.Node {
 				ctx.SetTraining(x.Graph(), training)
-				y := batchNorm(ctx.In("bn"), x)
+				y := batchNorm(ctx.In("bn"), precisionOf(x.DType()), x)
 				if !training {
 					return []*graph.Node{y}
 				}

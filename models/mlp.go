@@ -34,7 +34,8 @@ func MLP(ctx *context.Context, images *graph.Node, numClasses int) *graph.Node {
 
 // MLPFeatures builds the same network as MLP and returns, besides the
 // logits, its features: the hidden layer's activations after the ReLU
-// ([N, ParamMLPHidden]), the input of the output layer.
+// ([N, ParamMLPHidden]), the input of the output layer. Both are in the
+// master dtype (see ParamComputeDType).
 func MLPFeatures(ctx *context.Context, images *graph.Node, numClasses int) (features, logits *graph.Node) {
 	if images.Rank() < 2 || !images.DType().IsFloat() {
 		panic(fmt.Errorf("model mlp: images must be float [N, ...], got %s", images.Shape()))
@@ -42,10 +43,12 @@ func MLPFeatures(ctx *context.Context, images *graph.Node, numClasses int) (feat
 	if numClasses < 1 {
 		panic(fmt.Errorf("model mlp: number of classes must be >= 1, got %d", numClasses))
 	}
+	p := newPrecision("mlp", ctx, images)
 	ctx = ctx.In("mlp")
 	hidden := context.GetParamOr(ctx, ParamMLPHidden, 256)
 	batch := images.Shape().Dimensions[0]
-	x := graph.Reshape(images, batch, -1)
-	features = activations.Relu(dense(ctx.In("hidden"), x, hidden, 0))
-	return features, dense(ctx.In("output"), features, numClasses, 0)
+	x := graph.Reshape(p.toCompute(images), batch, -1)
+	h := activations.Relu(dense(ctx.In("hidden"), p, x, hidden, 0))
+	logits = dense(ctx.In("output"), p, h, numClasses, 0)
+	return p.toMaster(h), p.toMaster(logits)
 }

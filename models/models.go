@@ -5,26 +5,52 @@
 // the same model and also returns the input of its final linear layer (the
 // pooled features of a ResNet, the hidden layer of the MLP).
 //
-// Registered models:
+// Registered models (Spec.Paper says which are the paper's, built as the
+// authors' code builds them; the others are extensions):
 //
 //   - mlp: flatten, dense 256, ReLU, dense (PyTorch nn.Linear initialisation).
-//   - resnet20, resnet32, resnet44, resnet56, resnet110: He et al. (2016)
-//     section 4.2 CIFAR ResNets (16/32/64 channels, option-A shortcuts).
+//   - resnet20 (the paper's CIFAR-10 model), resnet32, resnet44, resnet56,
+//     resnet110: He et al. (2016) section 4.2 CIFAR ResNets (16/32/64
+//     channels, option-A shortcuts: subsampling and zero channel padding).
+//     Convolutions and the final layer are initialised Kaiming-normal with
+//     fan-in, sqrt(2/fanIn), as in the authors' CifarResNet (PyTorch's
+//     kaiming_normal_ default) and as He et al. prescribe (they initialise
+//     "as in [13]", He et al. 2015 "Delving Deep into Rectifiers", whose
+//     forward-pass derivation uses the fan-in k*k*inChannels). Every block
+//     has its skip connection: the authors' code drops it in the 7 of 9
+//     blocks that do not downsample (CifarBasicBlock adds the residual only
+//     when a shortcut module exists), a quirk not copied here.
 //   - resnet18, resnet34, resnet50, resnet101, resnet152: the torchvision
-//     ImageNet ResNets (7x7/2 stem and max pool, or a 3x3/1 stem with
-//     ParamSmallStem; projection shortcuts).
-//   - seresnet18, seresnet34, seresnet50, seresnet101: the same with a
-//     squeeze-and-excitation block at the end of each residual branch.
-//   - <any ResNet above>-nobn: batch norm removed. Convolutions then have
-//     biases, and each residual branch is multiplied by a learned scalar
-//     initialised to 0 (SkipInit, De & Smith 2020), so that the deep
-//     un-normalised networks start as their shortcut path and train stably.
+//     ImageNet ResNets as timm builds them (7x7/2 stem and max pool, or a
+//     3x3/1 stem with ParamSmallStem; projection shortcuts; stride on the 3x3
+//     convolution of a bottleneck); convolutions Kaiming-normal with fan-out,
+//     batch norm scale 1 and offset 0 (timm's zero-init of the last scale is
+//     inactive in the authors' fork), final layer PyTorch's default. The
+//     paper uses resnet18, resnet50 and resnet101.
+//   - seresnet18, seresnet34, seresnet50, seresnet101: the same with timm's
+//     squeeze-and-excitation block at the end of each residual branch
+//     (hidden width by timm's rule, see seChannels). The paper uses
+//     seresnet18 and seresnet50.
+//   - <any ResNet above>-nobn: batch norm simply removed, as the authors'
+//     resnet18_wobn (timm's ResNet-18 with norm_layer = nn.Identity):
+//     convolutions without bias, no scalar on the residual branch, the same
+//     initialisation. resnet18-nobn is the paper's non-BN model; the others
+//     are extensions. Without normalisation the activations grow with every
+//     residual block, so the deep ones start with huge logits: on random 8x8
+//     images resnet110-nobn starts at a loss of about 3.6e5, and one plain
+//     SGD step of 1e-4 without gradient clipping gives NaN.
+//   - <any ResNet above>-nobn-skipinit: an extension, not the paper's:
+//     batch norm removed, convolutions with biases, and each residual
+//     branch multiplied by a learned scalar initialised to 0 (SkipInit, De &
+//     Smith 2020), so that deep un-normalised networks start as their
+//     shortcut path.
 //
-// Initialisation follows PyTorch: convolutions Kaiming-normal with fan-out,
-// batch norm scale 1 and offset 0, dense layers uniform ±1/sqrt(fanIn) (the
-// CIFAR ResNets' final layer Kaiming-normal with fan-in, as in the peer
-// benchmark). Padding is PyTorch's symmetric kernel/2, and batch norm uses
-// PyTorch's momentum 0.1 and epsilon 1e-5 (see ParamBatchNormMomentum).
+// Padding is PyTorch's symmetric kernel/2, and batch norm uses PyTorch's
+// momentum 0.1 and epsilon 1e-5 (see ParamBatchNormMomentum). Biases, where
+// a layer has them, follow PyTorch's default uniform ±1/sqrt(fanIn).
+//
+// Mixed precision: ParamComputeDType = "bfloat16" computes in bfloat16 with
+// float32 variables, batch norm in float32 and float32 logits.
 //
 // Builders panic with an error on bad shapes or hyperparameters, the GoMLX
 // convention while a graph is built; context.Exec returns such panics as
@@ -46,7 +72,9 @@ import (
 // BuildFunc builds a model's logits, shape [N, numClasses], for a batch of
 // images of shape [N, Height, Width, Channels] (channels last, float32 or
 // float64). Its variables live under ctx; whether it runs in training mode
-// (batch norm, dropout) is read from the context (context.IsTraining).
+// (batch norm, dropout) is read from the context (context.IsTraining). The
+// logits are float64 for float64 images and float32 otherwise, whatever
+// ParamComputeDType says.
 type BuildFunc func(ctx *context.Context, images *graph.Node, numClasses int) *graph.Node
 
 // FeaturesFunc builds, like a BuildFunc and with the same variables, a
@@ -62,6 +90,10 @@ type Spec struct {
 	Name string
 	// Description is a one-line summary for "sgt models".
 	Description string
+	// Paper, when not empty, says which of the paper's experiments use this
+	// model, built as the authors' code builds it. Empty means the model
+	// is an extension of sgt's, not used in the paper.
+	Paper string
 	// Build builds the model.
 	Build BuildFunc
 	// Features, when not nil, builds the same model (same variables, same

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -25,7 +26,7 @@ var resnetNames = []string{
 func TestRegistry(t *testing.T) {
 	want := []string{"mlp"}
 	for _, n := range resnetNames {
-		want = append(want, n, n+"-nobn")
+		want = append(want, n, n+"-nobn", n+"-nobn-skipinit")
 	}
 	slices.Sort(want)
 	if got := Names(); !slices.Equal(got, want) {
@@ -39,8 +40,16 @@ func TestRegistry(t *testing.T) {
 		if spec.Name != n || spec.Description == "" || spec.Build == nil || len(spec.InputShape) != 3 {
 			t.Errorf("spec %q incomplete: %+v", n, spec)
 		}
-		if spec.BatchNorm != (n != "mlp" && !strings.HasSuffix(n, "-nobn")) {
+		if spec.BatchNorm != (n != "mlp" && !strings.Contains(n, "-nobn")) {
 			t.Errorf("spec %q: BatchNorm = %v", n, spec.BatchNorm)
+		}
+		// The paper's models (pgt-reference.md sections 1.1, 1.2 and 1.4).
+		paper := slices.Contains([]string{"resnet18", "resnet50", "resnet101", "seresnet18", "seresnet50", "resnet18-nobn", "resnet20"}, n)
+		if (spec.Paper != "") != paper {
+			t.Errorf("spec %q: Paper = %q, want it set: %v", n, spec.Paper, paper)
+		}
+		if strings.HasSuffix(n, "-skipinit") && !strings.Contains(spec.Description, "extension") {
+			t.Errorf("spec %q: description %q should say it is an extension", n, spec.Description)
 		}
 	}
 	if _, err := Get("resnet7"); err == nil || !strings.Contains(err.Error(), "resnet7") || !strings.Contains(err.Error(), "resnet20") {
@@ -85,8 +94,9 @@ func TestBuildShapes(t *testing.T) {
 }
 
 // TestVariantCounts checks the parameter counts of the variants against the
-// base models: no-BN replaces each BN (2 parameters per channel) by a conv
-// bias (1 per channel) and adds one scalar per residual block; the small stem
+// variables of the base models: -nobn drops each BN's scale and offset (2
+// parameters per channel); -nobn-skipinit replaces them by a conv bias (1
+// per channel) and adds one scalar per residual block; the small stem
 // replaces the 7x7 stem kernel by a 3x3 one.
 func TestVariantCounts(t *testing.T) {
 	b := goBackend(t)
@@ -108,12 +118,20 @@ func TestVariantCounts(t *testing.T) {
 				blocks[v.Scope()[:i+len("/blockNN")]] = true
 			}
 		}
-		got, err := CountParameters(b, name+"-nobn", nil, 10, nil)
-		if err != nil {
-			t.Fatal(err)
+		if len(blocks) == 0 || bnChannels == 0 {
+			t.Fatalf("%s: %d blocks, %d BN channels", name, len(blocks), bnChannels)
 		}
-		if want := total - bnChannels + len(blocks); got != want || len(blocks) == 0 {
-			t.Errorf("%s-nobn: %d parameters, want %d (%d, %d BN channels, %d blocks)", name, got, want, total, bnChannels, len(blocks))
+		for variant, want := range map[string]int{
+			"-nobn":          total - 2*bnChannels,
+			"-nobn-skipinit": total - bnChannels + len(blocks),
+		} {
+			got, err := CountParameters(b, name+variant, nil, 10, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s%s: %d parameters, want %d (%d, %d BN channels, %d blocks)", name, variant, got, want, total, bnChannels, len(blocks))
+			}
 		}
 	}
 	base, err1 := CountParameters(b, "resnet18", []int{32, 32, 3}, 10, nil)
@@ -123,6 +141,57 @@ func TestVariantCounts(t *testing.T) {
 	}
 	if base-small != (7*7-3*3)*3*64 {
 		t.Errorf("small stem saves %d parameters, want %d", base-small, (7*7-3*3)*3*64)
+	}
+}
+
+// TestNoBNVariables checks the variables of the no-BN variants by name: the
+// authors' variant (-nobn) has convolution kernels only (no biases, no
+// branch scales, nothing under a batch-norm scope); -nobn-skipinit has a
+// bias for every kernel and one branch scale per block, starting at 0.
+func TestNoBNVariables(t *testing.T) {
+	b := goBackend(t)
+	for _, name := range []string{"resnet18-nobn", "resnet20-nobn", "resnet18-nobn-skipinit"} {
+		ctx, err := buildVariables(b, name, nil, 10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ctx.InitializeVariables(b, nil); err != nil {
+			t.Fatal(err)
+		}
+		counts := map[string]int{}
+		for v := range ctx.IterVariables() {
+			if !v.Trainable {
+				continue
+			}
+			switch {
+			case strings.Contains(v.Scope(), "batch_normalization"):
+				counts["bn"]++
+			case strings.Contains(v.Scope(), "/fc"):
+				counts["fc"]++
+			case v.Name() == "weights":
+				counts["kernels"]++
+			case v.Name() == "biases":
+				counts["biases"]++
+			case v.Name() == "branch_scale":
+				counts["scales"]++
+				if got := v.MustValue(); tensors.ToScalar[float32](got) != 0 {
+					t.Errorf("%s: branch scale starts at %v, want 0", name, got)
+				}
+			default:
+				counts[v.Name()]++
+			}
+		}
+		kernels, blocks := 20, 8 // ResNet-18: stem, 16 block convs, 3 projections; 8 blocks.
+		if strings.HasPrefix(name, "resnet20") {
+			kernels, blocks = 19, 9 // stem and 18 block convs (option-A shortcuts); 9 blocks
+		}
+		want := map[string]int{"kernels": kernels, "fc": 2}
+		if strings.HasSuffix(name, "-skipinit") {
+			want["biases"], want["scales"] = kernels, blocks
+		}
+		if !maps.Equal(counts, want) {
+			t.Errorf("%s: variables %v, want %v", name, counts, want)
+		}
 	}
 }
 
@@ -256,10 +325,24 @@ func smokeTrain(t *testing.T, b backends.Backend, smallStemOnly bool) {
 			if spec.SmallStem && !smallStemOnly {
 				skipUnlessOps(t, b, backends.OpTypeSelectAndScatterMax)
 			}
-			if testing.Short() && slices.Contains(bigModels, strings.TrimSuffix(name, "-nobn")) {
+			base := strings.TrimSuffix(strings.TrimSuffix(name, "-skipinit"), "-nobn")
+			if testing.Short() && slices.Contains(bigModels, base) {
 				t.Skip("deep model left out in short mode")
 			}
-			l := trainLosses(t, b, name, params, 5, 0.01, 2, []*tensors.Tensor{x}, []*tensors.Tensor{y})
+			if strings.HasSuffix(name, "-skipinit") && slices.Contains(bigModels, base) {
+				t.Skip("deep SkipInit variant left out: its layers are tested on the smaller models")
+			}
+			lr := 0.01
+			switch {
+			case name == "resnet110-nobn":
+				// Without normalisation or SkipInit the activations grow
+				// with every residual block: resnet110-nobn starts at a loss
+				// of about 3.6e5 here, and a step of 1e-4 overflows.
+				lr = 1e-7
+			case strings.HasSuffix(name, "-nobn"):
+				lr = 1e-4 // resnet56-nobn starts at a loss of about 360
+			}
+			l := trainLosses(t, b, name, params, 5, lr, 2, []*tensors.Tensor{x}, []*tensors.Tensor{y})
 			if l[0] == l[1] {
 				t.Errorf("loss unchanged by a training step (%g)", l[0])
 			}
@@ -295,7 +378,8 @@ func TestModelsLearn(t *testing.T) {
 	}{
 		{"mlp", []int{6, 6, 1}, nil, 0.1, 30},
 		{"resnet20", []int{8, 8, 3}, nil, 0.05, 15},
-		{"resnet20-nobn", []int{8, 8, 3}, nil, 0.2, 25}, // SkipInit branches start at 0: slower start
+		{"resnet20-nobn", []int{8, 8, 3}, nil, 0.02, 15},
+		{"resnet20-nobn-skipinit", []int{8, 8, 3}, nil, 0.2, 25}, // SkipInit branches start at 0: slower start
 		{"seresnet18", []int{8, 8, 3}, map[string]any{ParamSmallStem: true}, 0.05, 15},
 	}
 	for _, b := range testBackends(t) {
@@ -436,5 +520,55 @@ func BenchmarkTrainStep(b *testing.B) {
 			}
 			b.ReportMetric(float64(128*b.N)/b.Elapsed().Seconds(), "images/s")
 		})
+	}
+}
+
+// TestInitialisation checks the spread of initial weights: the CIFAR
+// ResNets are Kaiming-normal with fan-in (the authors' CifarResNet, He et
+// al.), the ImageNet ResNets Kaiming-normal with fan-out for convolutions
+// (timm) and PyTorch's default uniform ±1/sqrt(fanIn) for the final layer.
+// Each checked kernel has cin != cout, so fan-in and fan-out differ.
+func TestInitialisation(t *testing.T) {
+	b := goBackend(t)
+	contexts := map[string]*context.Context{}
+	for _, tc := range []struct {
+		model, scope string
+		want         float64
+	}{
+		{"resnet20", "/resnet/stem/conv", math.Sqrt(2.0 / (3 * 3 * 3))},                // fan-out would give sqrt(2/144)
+		{"resnet20", "/resnet/stage2/block1/conv1", math.Sqrt(2.0 / (3 * 3 * 16))},     // fan-out: sqrt(2/288)
+		{"resnet20", "/resnet/fc/dense", math.Sqrt(2.0 / 64)},                          // Kaiming-normal, fan-in
+		{"seresnet18", "/resnet/stem/conv", math.Sqrt(2.0 / (7 * 7 * 64))},             // fan-in would give sqrt(2/147)
+		{"seresnet18", "/resnet/fc/dense", 1 / math.Sqrt(512) / math.Sqrt(3)},          // uniform ±1/sqrt(512)
+		{"seresnet18", "/resnet/stage4/block1/se/reduce/dense", math.Sqrt(2.0 / 32)},   // timm 1x1 conv, fan-out
+		{"resnet18-nobn", "/resnet/stage2/block1/conv_shortcut", math.Sqrt(2.0 / 128)}, // 1x1 projection, fan-out
+		{"resnet18-nobn", "/resnet/stage3/block1/conv1", math.Sqrt(2.0 / (9 * 256))},
+	} {
+		ctx := contexts[tc.model]
+		if ctx == nil {
+			var err error
+			if ctx, err = buildVariables(b, tc.model, nil, 10, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := ctx.InitializeVariables(b, nil); err != nil {
+				t.Fatal(err)
+			}
+			contexts[tc.model] = ctx
+		}
+		v := ctx.InspectVariable(tc.scope, "weights")
+		if v == nil {
+			t.Fatalf("%s: no variable %s/weights", tc.model, tc.scope)
+		}
+		w := tensors.MustCopyFlatData[float32](v.MustValue())
+		var ss float64
+		for _, x := range w {
+			ss += float64(x) * float64(x)
+		}
+		// The sample standard deviation of n values is within a few
+		// 1/sqrt(2n) of the true one.
+		std := math.Sqrt(ss / float64(len(w)))
+		if tol := 5 / math.Sqrt(2*float64(len(w))); math.Abs(std/tc.want-1) > tol {
+			t.Errorf("%s %s: weight std %.4g, want %.4g (±%.0f%%)", tc.model, tc.scope, std, tc.want, 100*tol)
+		}
 	}
 }

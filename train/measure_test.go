@@ -237,7 +237,9 @@ func TestRunMeasuresConvModel(t *testing.T) {
 	cfg.Epochs = 2
 	cfg.TrainEvalSize = 100
 	cfg.FilterNormsEvery = 4 // one epoch is 4 steps: rows at steps 0, 4 and 8
-	cfg.ZeroThreshold = 1    // splits the initial filters: the 16 stem ones are below
+	// Kaiming-normal fan-in initialisation gives every initial filter a norm
+	// near sqrt(2) (k*k*cin weights of variance 2/(k*k*cin)): about half are below.
+	cfg.ZeroThreshold = math.Sqrt2
 	dirA := filepath.Join(t.TempDir(), "a")
 	a, err := Run(context.Background(), cfg, Options{Out: dirA})
 	if err != nil {

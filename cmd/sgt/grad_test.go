@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -381,4 +382,206 @@ func TestGradOptionalSmoothingAndWhitespace(t *testing.T) {
 	if with != without {
 		t.Errorf("output with label_smoothing 0:\n%s\nwithout:\n%s", with, without)
 	}
+}
+
+// TestGradExtremeLogits reproduces issue 11 item 5 through the command:
+// [[1e17, 1e17]] must give the loss ln 2 (it gave 0), and [[1e308, -1e308]]
+// at alpha 0 must give finite, JSON-encodable output (its thresholds and
+// tampered probabilities were 0*Inf = NaN, and encoding failed) or, where
+// the loss itself is not a float64 number, a one-line error naming the value.
+func TestGradExtremeLogits(t *testing.T) {
+	decode := func(name, stdout string) gradResult {
+		t.Helper()
+		var got gradResult
+		dec := json.NewDecoder(strings.NewReader(stdout))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&got); err != nil || got.Loss == nil {
+			t.Fatalf("%s: decoding output %q: %v", name, stdout, err)
+		}
+		return got
+	}
+	code, stdout, stderr := runGradCmd(`{"alpha": 0.3, "logits": [[1e17, 1e17]], "labels": [0]}`)
+	if code != 0 {
+		t.Fatalf("[[1e17, 1e17]]: exit %d: %s", code, stderr)
+	}
+	got := decode("[[1e17, 1e17]]", stdout)
+	if math.Abs(*got.Loss-math.Ln2) > 1e-15 {
+		t.Errorf("[[1e17, 1e17]]: loss %v, want ln 2 = %v", *got.Loss, math.Ln2)
+	}
+	var th []float64
+	if err := json.Unmarshal(got.StationaryThreshold, &th); err != nil || len(th) != 1 || math.Abs(th[0]-0.5) > 1e-15 {
+		t.Errorf("[[1e17, 1e17]]: stationary_threshold %s, want [0.5]", got.StationaryThreshold)
+	}
+
+	code, stdout, stderr = runGradCmd(`{"alpha": 0, "logits": [[1e308, -1e308]], "labels": [0]}`)
+	if code != 0 {
+		t.Fatalf("[[1e308, -1e308]] alpha 0: exit %d: %s", code, stderr)
+	}
+	got = decode("[[1e308, -1e308]]", stdout)
+	if *got.Loss != 0 || !slices.Equal(got.TamperedProbs[0], []float64{0.5, 0.5}) ||
+		!slices.Equal(got.Grad[0], []float64{-0.5, 0.5}) || string(got.StationaryThreshold) != "[0.5]" {
+		t.Errorf("[[1e308, -1e308]] alpha 0: got %s; want loss 0, uniform tampered probabilities, grad [-0.5 0.5], threshold [0.5]", stdout)
+	}
+
+	for _, in := range []string{
+		`{"alpha": 0, "logits": [[1e308, -1e308]], "labels": [1]}`,
+		`{"alpha": 0.3, "label_smoothing": 0.1, "logits": [[1e308, -1e308]], "labels": [0]}`,
+	} {
+		code, stdout, stderr = runGradCmd(in)
+		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 ||
+			!strings.Contains(stderr, "logits[0][1] = -1e+308") || !strings.Contains(stderr, "overflows float64") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 2 and one line naming logits[0][1]", in, code, stdout, stderr)
+		}
+	}
+}
+
+// refLoss is the mean cross-entropy from its definition, -log p_i = log
+// sum_j exp(z_j - z_i), with every difference z_j - z_i formed in math/big
+// (exact enough at 2200 bits) before it is rounded to float64, and each
+// log-sum-exp shifted by its own maximum. It is +Inf where the loss is not a
+// float64 number.
+func refLoss(logits [][]float64, labels []int, eps float64) float64 {
+	var loss float64
+	for r, z := range logits {
+		c := len(z)
+		var row float64
+		for i := range z {
+			q := eps / float64(c)
+			if i == labels[r] {
+				q += 1 - eps
+			}
+			if q == 0 {
+				continue
+			}
+			d := make([]float64, c)
+			m := math.Inf(-1)
+			for j := range z {
+				diff := new(big.Float).SetPrec(2200).SetFloat64(z[j])
+				diff.Sub(diff, new(big.Float).SetFloat64(z[i]))
+				d[j], _ = diff.Float64()
+				m = max(m, d[j])
+			}
+			if math.IsInf(m, 1) {
+				return math.Inf(1)
+			}
+			var s float64
+			for _, v := range d {
+				s += math.Exp(v - m)
+			}
+			row += q * (m + math.Log(s))
+		}
+		loss += row / float64(len(logits))
+	}
+	return loss
+}
+
+// fuzzLayouts are the batch shapes (rows, classes) that FuzzGrad builds from
+// its four logits.
+var fuzzLayouts = [][2]int{{1, 1}, {1, 2}, {1, 3}, {1, 4}, {2, 1}, {2, 2}, {4, 1}}
+
+// FuzzGrad runs sgt grad on arbitrary alpha, label smoothing, logits (any
+// float64, NaN and infinities included) and labels. Invalid input must exit
+// 2 with one line on stderr and nothing on stdout; valid input must exit 0
+// with finite, JSON-encoded values whose loss matches refLoss, or, only where
+// refLoss overflows, exit 2 naming the overflow.
+func FuzzGrad(f *testing.F) {
+	f.Add(0.3, 0.0, 1e17, 1e17, 0.0, 0.0, uint8(1), uint8(0))
+	f.Add(0.0, 0.0, 1e308, -1e308, 0.0, 0.0, uint8(1), uint8(0))
+	f.Add(0.0, 0.0, 1e308, -1e308, 0.0, 0.0, uint8(1), uint8(1))
+	f.Add(0.25, 0.1, 1.5, -2.0, 0.3, 4.0, uint8(5), uint8(0b0100))
+	f.Add(1.0, 0.0, -3.0, 700.0, -700.0, 1e-300, uint8(3), uint8(3))
+	f.Add(2.0, 0.5, math.MaxFloat64, -math.MaxFloat64, 1.0, -1.0, uint8(2), uint8(2))
+	f.Add(1e-310, 0.0, 1e308, -1e308, 5.0, 5.0, uint8(3), uint8(0))
+	f.Add(0.3, 0.0, math.NaN(), 1.0, 2.0, 3.0, uint8(3), uint8(0))
+	f.Add(-0.1, 0.0, 1.0, 2.0, 3.0, 4.0, uint8(3), uint8(0))
+	f.Fuzz(func(t *testing.T, alpha, eps, z0, z1, z2, z3 float64, layout, labelBits uint8) {
+		shape := fuzzLayouts[int(layout)%len(fuzzLayouts)]
+		rows, cols := shape[0], shape[1]
+		values := []float64{z0, z1, z2, z3}
+		logits := make([][]float64, rows)
+		labels := make([]int, rows)
+		valid := !math.IsNaN(alpha) && !math.IsInf(alpha, 0) && alpha >= 0 &&
+			!math.IsNaN(eps) && !math.IsInf(eps, 0) && eps >= 0 && eps < 1
+		num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+		var rowText []string
+		for r := range rows {
+			logits[r] = values[r*cols : (r+1)*cols]
+			var cells []string
+			for _, v := range logits[r] {
+				valid = valid && !math.IsNaN(v) && !math.IsInf(v, 0)
+				cells = append(cells, num(v))
+			}
+			rowText = append(rowText, "["+strings.Join(cells, ", ")+"]")
+			labels[r] = int(labelBits>>(2*r)) & 3
+			valid = valid && labels[r] < cols
+		}
+		labelText := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(labels)), ", "), "[]")
+		in := fmt.Sprintf(`{"alpha": %s, "label_smoothing": %s, "logits": [%s], "labels": [%s]}`,
+			num(alpha), num(eps), strings.Join(rowText, ", "), labelText)
+
+		code, stdout, stderr := runGradCmd(in)
+		if code != 0 && code != 2 {
+			t.Fatalf("%s: exit %d, stderr %q", in, code, stderr)
+		}
+		if code == 2 {
+			if stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "sgt grad: ") {
+				t.Fatalf("%s: rejected with stdout %q, stderr %q; want one line on stderr only", in, stdout, stderr)
+			}
+			if valid {
+				if ref := refLoss(logits, labels, eps); !(ref > math.MaxFloat64/2) || !strings.Contains(stderr, "overflows") {
+					t.Fatalf("%s: valid input rejected (%q) although the loss %v is a float64 number", in, stderr, ref)
+				}
+			}
+			return
+		}
+		if !valid {
+			t.Fatalf("%s: invalid input accepted: %s", in, stdout)
+		}
+		var got struct {
+			Probs               [][]float64 `json:"probs"`
+			TamperedProbs       [][]float64 `json:"tampered_probs"`
+			Grad                [][]float64 `json:"grad"`
+			Loss                *float64    `json:"loss"`
+			StationaryThreshold []float64   `json:"stationary_threshold"`
+		}
+		dec := json.NewDecoder(strings.NewReader(stdout))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&got); err != nil || got.Loss == nil {
+			t.Fatalf("%s: output %q does not decode: %v", in, stdout, err)
+		}
+		ref := refLoss(logits, labels, eps)
+		if math.Abs(*got.Loss-ref) > 1e-12*math.Abs(ref)+1e-14 {
+			t.Fatalf("%s: loss %v, reference %v", in, *got.Loss, ref)
+		}
+		if len(got.Probs) != rows || len(got.TamperedProbs) != rows || len(got.Grad) != rows {
+			t.Fatalf("%s: output has the wrong number of rows: %s", in, stdout)
+		}
+		for r := range rows {
+			var sp, st, sg float64
+			for j := range cols {
+				p, pt := got.Probs[r][j], got.TamperedProbs[r][j]
+				if !(p >= 0 && p <= 1) || !(pt >= 0 && pt <= 1) {
+					t.Fatalf("%s: probability out of [0, 1]: %s", in, stdout)
+				}
+				if alpha == 0 && math.Abs(pt-1/float64(cols)) > 1e-15 {
+					t.Fatalf("%s: alpha 0 gives tampered probabilities %v, want uniform", in, got.TamperedProbs[r])
+				}
+				sp, st, sg = sp+p, st+pt, sg+got.Grad[r][j]
+			}
+			if math.Abs(sp-1) > 1e-12 || math.Abs(st-1) > 1e-12 || math.Abs(sg) > 1e-12 {
+				t.Fatalf("%s: row %d sums: probs %v, tampered %v, grad %v", in, r, sp, st, sg)
+			}
+		}
+		if alpha == 1 {
+			if got.StationaryThreshold != nil {
+				t.Fatalf("%s: thresholds %v at alpha 1, want null", in, got.StationaryThreshold)
+			}
+		} else {
+			for _, th := range got.StationaryThreshold {
+				if !(th >= 0 && th <= 1+1e-12) {
+					t.Fatalf("%s: stationary threshold %v outside [0, 1]", in, th)
+				}
+			}
+		}
+	})
 }

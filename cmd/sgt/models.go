@@ -14,22 +14,27 @@ import (
 )
 
 func init() {
-	register("models", "list the models with their parameter counts", runModels)
+	register("models", "list the models, which are the paper's, and their parameter counts", runModels)
 }
 
 // modelInfo is one entry of "sgt models --json".
 type modelInfo struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
-	Parameters  int    `json:"parameters"`
-	InputShape  []int  `json:"input_shape"`
-	BatchNorm   bool   `json:"batch_norm"`
-	SmallStem   bool   `json:"small_stem_option"`
+	// Origin is "paper" for the models the paper uses, built as the
+	// authors' code builds them, and "extension" for the others.
+	Origin string `json:"origin"`
+	// Paper says where the paper uses the model (empty for extensions).
+	Paper      string `json:"paper,omitempty"`
+	Parameters int    `json:"parameters"`
+	InputShape []int  `json:"input_shape"`
+	BatchNorm  bool   `json:"batch_norm"`
+	SmallStem  bool   `json:"small_stem_option"`
 }
 
-// runModels implements "sgt models": the registered models, their
-// descriptions and their parameter counts for --classes classes and their
-// usual input shape.
+// runModels implements "sgt models": the registered models, whether each is
+// the paper's or an extension, their descriptions and their parameter counts
+// for --classes classes and their usual input shape.
 func runModels(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("models", stderr)
 	classes := fs.Int("classes", 10, "number of classes the parameter counts are for")
@@ -59,8 +64,12 @@ func runModels(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 		if err != nil {
 			return fmt.Errorf("counting parameters: %w", err)
 		}
+		origin := "extension"
+		if spec.Paper != "" {
+			origin = "paper"
+		}
 		infos = append(infos, modelInfo{
-			Name: name, Description: spec.Description, Parameters: n,
+			Name: name, Description: spec.Description, Origin: origin, Paper: spec.Paper, Parameters: n,
 			InputShape: spec.InputShape, BatchNorm: spec.BatchNorm, SmallStem: spec.SmallStem,
 		})
 	}
@@ -73,12 +82,21 @@ func runModels(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 		}{*classes, infos})
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "MODEL\tPARAMETERS\tINPUT\tDESCRIPTION\n")
+	fmt.Fprintf(tw, "MODEL\tORIGIN\tPARAMETERS\tINPUT\tDESCRIPTION\n")
 	for _, m := range infos {
-		fmt.Fprintf(tw, "%s\t%d\t%dx%dx%d\t%s\n", m.Name, m.Parameters, m.InputShape[0], m.InputShape[1], m.InputShape[2], m.Description)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%dx%dx%d\t%s\n", m.Name, m.Origin, m.Parameters, m.InputShape[0], m.InputShape[1], m.InputShape[2], m.Description)
 	}
-	fmt.Fprintf(tw, "\nParameter counts are for %d classes and the input shown (HxWxC); every model accepts other sizes.\n", *classes)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nParameter counts are for %d classes and the input shown (HxWxC); every model accepts other sizes.\n", *classes)
+	fmt.Fprintln(stdout, "ORIGIN paper: used in the paper and built as the authors' code builds it; extension: not used in the paper.")
+	for _, m := range infos {
+		if m.Paper != "" {
+			fmt.Fprintf(stdout, "  %s: %s\n", m.Name, m.Paper)
+		}
+	}
+	return nil
 }
 
 // naturalCompare orders strings with their runs of digits compared as

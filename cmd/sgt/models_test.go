@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -35,10 +36,20 @@ func TestModelsCommand(t *testing.T) {
 		t.Fatalf("classes %d, %d models; want 1000 and %d", got.Classes, len(got.Models), len(models.Names()))
 	}
 	params := map[string]int{}
+	origins := map[string]string{}
 	for _, m := range got.Models {
 		params[m.Name] = m.Parameters
-		if m.Description == "" || len(m.InputShape) != 3 {
+		origins[m.Name] = m.Origin
+		if m.Description == "" || len(m.InputShape) != 3 || (m.Origin == "paper") != (m.Paper != "") {
 			t.Errorf("incomplete entry %+v", m)
+		}
+	}
+	for name, want := range map[string]string{
+		"resnet18": "paper", "resnet18-nobn": "paper", "resnet18-nobn-skipinit": "extension",
+		"resnet20": "paper", "resnet20-nobn": "extension", "seresnet50": "paper", "resnet34": "extension", "mlp": "extension",
+	} {
+		if origins[name] != want {
+			t.Errorf("%s: origin %q, want %q", name, origins[name], want)
 		}
 	}
 	for name, want := range map[string]int{"resnet18": 11689512, "resnet50": 25557032, "seresnet50": 28088024} {
@@ -51,9 +62,14 @@ func TestModelsCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"mlp ", "203530", "resnet20 ", "269722", "resnet110-nobn"} {
+	for _, want := range []string{"mlp ", "203530", "resnet20 ", "269722", "resnet110-nobn", "ORIGIN"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	for _, want := range []string{`(?m)^resnet18-nobn-skipinit +extension `, `(?m)^resnet18-nobn +paper `, `(?m)^  resnet18-nobn: .*resnet18_wobn`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("table does not match %q:\n%s", want, out)
 		}
 	}
 	if strings.Index(out, "resnet20 ") > strings.Index(out, "resnet110 ") {
