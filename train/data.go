@@ -195,6 +195,10 @@ func (s *split) subset(size int) *split {
 	return &sub
 }
 
+// prefetch returns the number of batches this split's loaders hold at
+// once (data.LoaderOptions' default for its workers).
+func (s *split) prefetch() int { return max(2*s.workers, s.workers+1) }
+
 // exampleSize returns the number of floats of one example.
 func (s *split) exampleSize() int { return s.h * s.w * s.c }
 

@@ -75,7 +75,7 @@ type evalResult struct {
 // evaluate runs the split in inference mode, without augmentation; what
 // names it in errors.
 func (t *trainer) evaluate(s *split, what string) (*evalResult, error) {
-	l, err := s.evalLoader(t.cfg.evalBatchSize())
+	l, err := s.evalLoader(t.evalBatchSize())
 	if err != nil {
 		return nil, err
 	}

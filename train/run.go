@@ -345,15 +345,21 @@ func newTrainer(cfg Config, opts Options) (_ *trainer, err error) {
 	if t.backend, t.backendCfg, err = backend.New(cfg.Backend); err != nil {
 		return nil, &FieldError{Field: "backend", Err: err}
 	}
+	// Build the model once on a throwaway context, so that a broken model
+	// fails before the run directory is touched, to count its parameters,
+	// and to refuse settings that cannot fit in memory before anything
+	// large is allocated.
+	need, err := probeModel(t.backend, t.spec, t.train.dims(1), t.numClasses, cfg.modelParams())
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", cfg.Model, err)
+	}
+	if err := checkMemory(&cfg, need, 4*t.train.exampleSize(), t.evalBatchSize(), t.train.prefetch(), availableMemory()); err != nil {
+		return nil, err
+	}
+	params := int(need.params / 4)
 	t.step = NewStep(cfg, t.spec, t.numClasses)
 	if err := t.compile(); err != nil {
 		return nil, err
-	}
-	// Build the model once on a throwaway context, so that a broken model
-	// fails before the run directory is touched, and to count its parameters.
-	params, err := probeModel(t.backend, t.spec, t.train.dims(cfg.BatchSize), t.numClasses, cfg.modelParams())
-	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", cfg.Model, err)
 	}
 	t.record = rundir.Record{
 		ID:              rundir.NewID(),
@@ -424,6 +430,16 @@ func fingerprintSources(sources []string) ([]rundir.FileFingerprint, error) {
 	return out, nil
 }
 
+// evalBatchSize returns the batch size of evaluation: the configured one,
+// but no larger than the largest split evaluated.
+func (t *trainer) evalBatchSize() int {
+	n := t.test.n
+	if t.trainEval != nil {
+		n = max(n, t.trainEval.n)
+	}
+	return min(t.cfg.evalBatchSize(), n)
+}
+
 // compile creates the model's context and the compiled train and eval
 // steps, as t.step describes them.
 func (t *trainer) compile() error {
@@ -481,9 +497,10 @@ func (t *trainer) recordFilterNorms(layers []rundir.LayerNorms) error {
 }
 
 // probeModel builds the model's logits for a batch of the given shape on a
-// fresh context, without compiling or running anything, and returns the
-// number of trainable parameters.
-func probeModel(b backends.Backend, spec models.Spec, dims []int, numClasses int, hyper map[string]any) (params int, err error) {
+// fresh context, without compiling or running anything, and returns what
+// its steps need in memory: the bytes of the graph's values per example of
+// the batch, and of the trainable parameters.
+func probeModel(b backends.Backend, spec models.Spec, dims []int, numClasses int, hyper map[string]any) (need memoryNeed, err error) {
 	err = graphResult("building the model", func() error {
 		g := graph.NewGraph(b, "probe")
 		defer g.Finalize()
@@ -495,12 +512,18 @@ func probeModel(b backends.Backend, spec models.Spec, dims []int, numClasses int
 		if want := []int{dims[0], numClasses}; !slices.Equal(logits.Shape().Dimensions, want) {
 			return fmt.Errorf("logits have shape %s, want %v", logits.Shape(), want)
 		}
+		for _, n := range g.Nodes() {
+			if sh := n.Shape(); sh.DType != dtypes.InvalidDType {
+				need.perExample += int64(sh.Memory())
+			}
+		}
+		need.perExample /= int64(max(dims[0], 1))
 		for v := range ctx.IterVariables() {
 			if v.Trainable {
-				params += v.Shape().Size()
+				need.params += int64(v.Shape().Memory())
 			}
 		}
 		return nil
 	})
-	return params, err
+	return need, err
 }

@@ -22,14 +22,15 @@ func TestSmallStem(t *testing.T) {
 		t.Fatal(err)
 	}
 	dims := []int{2, 28, 28, 1}
-	big, err := probeModel(b, spec, dims, 10, (&Config{}).modelParams())
+	bigNeed, err := probeModel(b, spec, dims, 10, (&Config{}).modelParams())
 	if err != nil {
 		t.Fatal(err)
 	}
-	small, err := probeModel(b, spec, dims, 10, (&Config{SmallStem: true}).modelParams())
+	smallNeed, err := probeModel(b, spec, dims, 10, (&Config{SmallStem: true}).modelParams())
 	if err != nil {
 		t.Fatal(err)
 	}
+	big, small := int(bigNeed.params/4), int(smallNeed.params/4)
 	t.Logf("resnet18 on 28x28x1: %d parameters, %d with the small stem", big, small)
 	if want := (7*7 - 3*3) * 1 * 64; big-small != want {
 		t.Errorf("parameters with the 7x7 stem %d, with the small stem %d: difference %d, want %d", big, small, big-small, want)
