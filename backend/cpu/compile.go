@@ -310,7 +310,7 @@ func compile(b *Builder, outs []*node) (*Executable, error) {
 		ps := vals[r].producer
 		for _, pv := range e.paramValues {
 			p := vals[pv]
-			if p.kind != vkParam || p.dtype.Size() != vals[r].dtype.Size() || p.size != vals[r].size {
+			if p.kind != vkParam || p.dtype != vals[r].dtype || p.size != vals[r].size {
 				continue
 			}
 			if p.lastUse < ps || (p.lastUse == ps && slices.Contains(e.steps[ps].inPlace, pv)) {
