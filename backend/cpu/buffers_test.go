@@ -9,6 +9,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -32,11 +33,19 @@ var equalSizePairs = [][2]dtypes.DType{
 	{dtypes.Float64, dtypes.Uint64}, {dtypes.Int64, dtypes.Uint64}, {dtypes.Uint64, dtypes.Int64},
 	{dtypes.Int16, dtypes.Uint16}, {dtypes.Uint16, dtypes.Int16},
 	{dtypes.Int8, dtypes.Uint8}, {dtypes.Uint8, dtypes.Int8},
+	{dtypes.Int16, dtypes.BFloat16}, {dtypes.BFloat16, dtypes.Int16},
+	{dtypes.Uint16, dtypes.BFloat16}, {dtypes.BFloat16, dtypes.Uint16},
 }
 
 // smallInts returns a Go slice of dtype dt holding 1..n.
 func smallInts(dt dtypes.DType, n int) any {
 	flat := makeSlice(dt, n)
+	if bf, ok := flat.([]bfloat16.BFloat16); ok {
+		for i := range n {
+			bf[i] = bf16FromFloat64(float64(i + 1))
+		}
+		return flat
+	}
 	v := reflect.ValueOf(flat)
 	for i := range n {
 		v.Index(i).Set(reflect.ValueOf(float64(i + 1)).Convert(dt.GoType()))
