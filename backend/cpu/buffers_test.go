@@ -272,3 +272,105 @@ func TestTrainerAccumulatedGradients(t *testing.T) {
 		}
 	}
 }
+
+// TestDonationKeepsResults runs graphs whose outputs could take a donated
+// input's memory, and checks the results equal those without donation:
+// the input is read after, at the same time as, or instead of being
+// overwritten.
+func TestDonationKeepsResults(t *testing.T) {
+	be := mustCPU(t)
+	graphs := map[string]rawFn{
+		"neg, transpose": func(b backends.Builder, p []backends.Op) ([]backends.Op, error) {
+			n, _ := b.Neg(p[0])
+			tr, _ := b.Transpose(p[0], 1, 0)
+			return []backends.Op{n, tr}, nil
+		},
+		"transpose, neg": func(b backends.Builder, p []backends.Op) ([]backends.Op, error) {
+			tr, _ := b.Transpose(p[0], 1, 0)
+			n, _ := b.Neg(p[0])
+			return []backends.Op{tr, n}, nil
+		},
+		"x + rowsum(x)": func(b backends.Builder, p []backends.Op) ([]backends.Op, error) {
+			s, _ := b.ReduceSum(p[0], 1)
+			s, _ = b.BroadcastInDim(s, shapesF32(6, 5), []int{0})
+			return one(b.Add(p[0], s))
+		},
+		"x - reverse(x)": func(b backends.Builder, p []backends.Op) ([]backends.Op, error) {
+			r, _ := b.Reverse(p[0], 0, 1)
+			return one(b.Sub(p[0], r))
+		},
+		"x, neg": func(b backends.Builder, p []backends.Op) ([]backends.Op, error) {
+			n, _ := b.Neg(p[0])
+			return []backends.Op{p[0], n}, nil
+		},
+		"neg, x, x": func(b backends.Builder, p []backends.Op) ([]backends.Op, error) {
+			n, _ := b.Neg(p[0])
+			return []backends.Op{n, p[0], p[0]}, nil
+		},
+		"neg twice": func(b backends.Builder, p []backends.Op) ([]backends.Op, error) {
+			n, _ := b.Neg(p[0])
+			return []backends.Op{n, n}, nil
+		},
+	}
+	x := randHost(nilRNG(), dtypes.Float32, []int{6, 5}, -1, 1)
+	for name, fn := range graphs {
+		e := compileRaw(t, fn, x.shape)
+		var results [2][]any
+		for k, donate := range [][]bool{nil, {true}} {
+			in, _ := be.BufferFromFlatData(0, x.flat, x.shape)
+			outs, err := e.Execute([]backends.Buffer{in}, donate, 0)
+			if err != nil {
+				t.Fatalf("%s donate=%v: %v", name, donate, err)
+			}
+			seen := map[uintptr]bool{}
+			for i, o := range outs {
+				d, _ := be.BufferData(o)
+				p := reflect.ValueOf(d).Pointer()
+				if seen[p] {
+					t.Errorf("%s donate=%v: output #%d shares memory with another output", name, donate, i)
+				}
+				seen[p] = true
+				s, _ := be.BufferShape(o)
+				cp := makeSlice(s.DType, s.Size())
+				copyFlat(cp, d)
+				results[k] = append(results[k], cp)
+			}
+		}
+		if !reflect.DeepEqual(results[0], results[1]) {
+			t.Errorf("%s: results with donation %v differ from those without %v", name, results[1], results[0])
+		}
+	}
+}
+
+// TestDonationArgumentRules checks the argument rules of donation: a
+// refused call leaves a donated input valid, a buffer passed twice cannot
+// be donated unless it is shared.
+func TestDonationArgumentRules(t *testing.T) {
+	be := mustCPU(t)
+	e := compileRaw(t, func(b backends.Builder, p []backends.Op) ([]backends.Op, error) {
+		return one(b.Sub(p[0], p[1]))
+	}, shapesF32(4), shapesF32(4))
+	x, _ := be.BufferFromFlatData(0, []float32{1, 2, 3, 4}, shapesF32(4))
+	bad, _ := be.BufferFromFlatData(0, []float32{1, 2}, shapesF32(2))
+	if _, err := e.Execute([]backends.Buffer{x, bad}, []bool{true, false}, 0); err == nil {
+		t.Fatalf("wrong input shape accepted")
+	}
+	if _, err := be.BufferShape(x); err != nil {
+		t.Errorf("a refused Execute consumed its donated input: %v", err)
+	}
+	if _, err := e.Execute([]backends.Buffer{x, x}, []bool{true, false}, 0); err == nil {
+		t.Errorf("a buffer passed twice and donated was accepted")
+	}
+	s, sFlat, _ := be.NewSharedBuffer(0, shapesF32(4))
+	copy(sFlat.([]float32), []float32{5, 6, 7, 8})
+	outs, err := e.Execute([]backends.Buffer{s, s}, []bool{true, true}, 0)
+	if err != nil {
+		t.Fatalf("a shared buffer passed twice and donated: %v", err)
+	}
+	if d, _ := be.BufferData(outs[0]); !slices.Equal(d.([]float32), []float32{0, 0, 0, 0}) {
+		t.Errorf("x - x = %v, want zeros", d)
+	}
+	if !slices.Equal(sFlat.([]float32), []float32{5, 6, 7, 8}) {
+		t.Errorf("shared memory changed to %v", sFlat)
+	}
+}
