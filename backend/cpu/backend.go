@@ -7,9 +7,10 @@
 // comparisons, layout ops, reductions, DotGeneral, ConvGeneral in full
 // generality, ReduceWindow, SelectAndScatter, fused batch norm, gather and
 // scatter, dynamic slices and RNGBitGenerator. Capabilities lists them.
-// BFloat16 tensors are stored, moved by the layout ops and converted to and
-// from every dtype (so GoMLX's RandomUniform works in BFloat16); other ops
-// refuse them with an error naming the op (see bf16.go).
+// BFloat16 tensors are stored, moved by the layout ops, compared and
+// converted to and from every dtype (so GoMLX's RandomUniform works in
+// BFloat16); other ops refuse them with an error naming the op (see
+// bf16.go).
 //
 // # Compilation
 //

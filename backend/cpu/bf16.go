@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 )
@@ -19,9 +20,11 @@ import (
 // other dtype: to BFloat16 it rounds to nearest, ties to even (NaN stays a
 // quiet NaN, overflow gives ±Inf), from BFloat16 it is exact for floats and
 // truncates and saturates for integers, as for other floats. That is what
-// GoMLX's RandomUniform in BFloat16 needs (float32 values converted). Every
-// other op refuses a BFloat16 operand when the graph is built, with an error
-// naming the op and the dtype.
+// GoMLX's RandomUniform in BFloat16 needs (float32 values converted).
+// Comparisons (IEEE, and total order for the TotalOrder variants) compare
+// the float32 values, which are exact. Every other op refuses a BFloat16
+// operand when the graph is built, with an error naming the op and the
+// dtype.
 
 // bf16Ops are the ops (by name, as given to checkOps) accepting BFloat16
 // operands.
@@ -30,6 +33,10 @@ var bf16Ops = map[string]bool{
 	"BroadcastInDim": true, "Transpose": true, "Slice": true, "Reverse": true,
 	"Concatenate": true, "Pad": true, "DynamicSlice": true, "DynamicUpdateSlice": true,
 	"Gather": true, "Where": true,
+	"Equal": true, "NotEqual": true, "GreaterOrEqual": true, "GreaterThan": true,
+	"LessOrEqual": true, "LessThan": true, "EqualTotalOrder": true, "NotEqualTotalOrder": true,
+	"GreaterOrEqualTotalOrder": true, "GreaterThanTotalOrder": true,
+	"LessOrEqualTotalOrder": true, "LessThanTotalOrder": true,
 }
 
 // bf16Error returns the error for op opName given a BFloat16 operand or
@@ -192,4 +199,19 @@ func bf16ToInt[T intT]() ewFn {
 		}
 		return T(v)
 	})
+}
+
+// bf16Compare returns the comparison op on BFloat16 operands, through their
+// (exact) float32 values.
+func bf16Compare(op backends.OpType) (ewFn, error) {
+	type bf = bfloat16.BFloat16
+	switch op {
+	case backends.OpTypeEqualTotalOrder, backends.OpTypeNotEqualTotalOrder, backends.OpTypeGreaterOrEqualTotalOrder,
+		backends.OpTypeGreaterThanTotalOrder, backends.OpTypeLessOrEqualTotalOrder, backends.OpTypeLessThanTotalOrder:
+		return cmpLoops(op, func(x bf) int64 { return totalOrderKey(x.Float32()) }), nil
+	}
+	if fn := cmpLoops(op, func(x bf) float32 { return x.Float32() }); fn != nil {
+		return fn, nil
+	}
+	return nil, unsupported(op, dtypes.BFloat16)
 }

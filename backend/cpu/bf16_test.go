@@ -325,6 +325,50 @@ func TestBF16DataMovement(t *testing.T) {
 	}
 }
 
+// TestBF16Comparisons checks every comparison on BFloat16 (NaNs, signed
+// zeros, infinities and ties included) against the same comparison on the
+// float32 copies of the values.
+func TestBF16Comparisons(t *testing.T) {
+	special := []float32{float32(math.NaN()), float32(math.Copysign(math.NaN(), -1)), 0, float32(math.Copysign(0, -1)),
+		float32(math.Inf(1)), float32(math.Inf(-1)), 1, -1, 2.5}
+	var a, b []bfloat16.BFloat16
+	for _, x := range special {
+		for _, y := range special {
+			a, b = append(a, bf16FromFloat32(x)), append(b, bf16FromFloat32(y))
+		}
+	}
+	ha := &hostT{shapes.Make(dtypes.BFloat16, len(a)), a}
+	hb := &hostT{shapes.Make(dtypes.BFloat16, len(b)), b}
+	ops := map[string]func(b backends.Builder, x, y backends.Op) (backends.Op, error){
+		"Equal": backends.Builder.Equal, "NotEqual": backends.Builder.NotEqual,
+		"GreaterOrEqual": backends.Builder.GreaterOrEqual, "GreaterThan": backends.Builder.GreaterThan,
+		"LessOrEqual": backends.Builder.LessOrEqual, "LessThan": backends.Builder.LessThan,
+		"EqualTotalOrder": backends.Builder.EqualTotalOrder, "NotEqualTotalOrder": backends.Builder.NotEqualTotalOrder,
+		"GreaterOrEqualTotalOrder": backends.Builder.GreaterOrEqualTotalOrder,
+		"GreaterThanTotalOrder":    backends.Builder.GreaterThanTotalOrder,
+		"LessOrEqualTotalOrder":    backends.Builder.LessOrEqualTotalOrder,
+		"LessThanTotalOrder":       backends.Builder.LessThanTotalOrder,
+	}
+	for name, op := range ops {
+		out := runCPU(t, name, func(b backends.Builder, p []backends.Op) ([]backends.Op, error) {
+			r16, err := op(b, p[0], p[1])
+			if err != nil {
+				return nil, err
+			}
+			x, _ := b.ConvertDType(p[0], dtypes.Float32)
+			y, _ := b.ConvertDType(p[1], dtypes.Float32)
+			r32, err := op(b, x, y)
+			return []backends.Op{r16, r32}, err
+		}, ha, hb)
+		got, want := out[0].flat.([]bool), out[1].flat.([]bool)
+		for i := range got {
+			if got[i] != want[i] {
+				t.Errorf("%s(%v, %v) = %v on BFloat16, %v on float32", name, a[i], b[i], got[i], want[i])
+			}
+		}
+	}
+}
+
 // TestBF16UnsupportedOps checks that ops without BFloat16 kernels refuse a
 // BFloat16 operand with an error naming the op and the dtype, when the
 // graph is built (never a panic, never at run time).
@@ -337,7 +381,7 @@ func TestBF16UnsupportedOps(t *testing.T) {
 		"Exp":       func(b backends.Builder, x, _ backends.Op) (backends.Op, error) { return b.Exp(x) },
 		"Sign":      func(b backends.Builder, x, _ backends.Op) (backends.Op, error) { return b.Sign(x) },
 		"IsFinite":  func(b backends.Builder, x, _ backends.Op) (backends.Op, error) { return b.IsFinite(x) },
-		"LessThan":  func(b backends.Builder, x, _ backends.Op) (backends.Op, error) { return b.LessThan(x, x) },
+		"Max":       func(b backends.Builder, x, _ backends.Op) (backends.Op, error) { return b.Max(x, x) },
 		"Clamp":     func(b backends.Builder, x, _ backends.Op) (backends.Op, error) { return b.Clamp(x, x, x) },
 		"ReduceSum": func(b backends.Builder, x, _ backends.Op) (backends.Op, error) { return b.ReduceSum(x, 1) },
 		"ReduceMax": func(b backends.Builder, x, _ backends.Op) (backends.Op, error) { return b.ReduceMax(x, 1) },

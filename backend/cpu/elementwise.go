@@ -685,6 +685,8 @@ func compareKernel(op backends.OpType, dt dtypes.DType) (ewFn, error) {
 		return numCompare[uint32](op)
 	case dtypes.Uint64:
 		return numCompare[uint64](op)
+	case dtypes.BFloat16:
+		return bf16Compare(op)
 	case dtypes.Bool:
 		switch op {
 		case backends.OpTypeEqual, backends.OpTypeEqualTotalOrder:
