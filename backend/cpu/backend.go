@@ -7,10 +7,15 @@
 // comparisons, layout ops, reductions, DotGeneral, ConvGeneral in full
 // generality, ReduceWindow, SelectAndScatter, fused batch norm, gather and
 // scatter, dynamic slices and RNGBitGenerator. Capabilities lists them.
+// BFloat16 tensors are stored, moved by the layout ops, compared and
+// converted to and from every dtype (so GoMLX's RandomUniform works in
+// BFloat16); other ops refuse them with an error naming the op (see
+// bf16.go).
 //
 // # Compilation
 //
-// Builder records a graph; Compile turns it into a list of steps:
+// Builder records a graph; Compile turns it into a list of steps, in the
+// passes listed on the compile function:
 //
 //   - Dead code is dropped; Reshape and Identity become aliases (no copy);
 //     DotGeneral and ConvGeneral are rewritten at build time into canonical
@@ -45,8 +50,53 @@
 //     per-executable arena (greedy best fit, a slot is reused after its last
 //     reader; elementwise steps write in place over a dying input). Outputs
 //     are written straight into the returned buffers, or into a donated
-//     input's memory when the plan allows (e.g. w - lr*g reuses w). Arenas
-//     are allocated once and reused across Execute calls.
+//     input's memory when the rules below allow (e.g. w - lr*g reuses w).
+//     Arenas are allocated once and reused across Execute calls.
+//
+// # Buffers and donation
+//
+// The rules every caller (GoMLX's tensors, Exec and trainers) can rely on:
+//
+//   - Storage. A Buffer holds a flat, row-major Go slice of its own dtype
+//     ([]float32, []bfloat16.BFloat16, ...). Memory handed to a buffer is
+//     only ever used as that dtype.
+//   - Ownership. Buffers made by BufferFromFlatData and the outputs of
+//     Execute belong to the caller until BufferFinalize or donation, which
+//     give their memory back to the backend (a pool per dtype and size,
+//     reused by later buffers and outputs). BufferData returns the storage
+//     itself, valid until then; the caller writes it only while no
+//     execution reads the buffer.
+//   - Shared buffers. NewSharedBuffer allocates memory for the caller, who
+//     may read and write it directly while no execution uses the buffer.
+//     The backend never writes that memory, never gives it to another
+//     buffer and never pools it, even after BufferFinalize or donation.
+//   - Inputs. Execute reads its inputs in place, without copies, and never
+//     writes an input that is not donated. The same buffer may be passed
+//     as several inputs, unless it is donated and not shared.
+//   - Donation. An input marked in donate is consumed: once Execute has
+//     run, with or without an error, the buffer is invalid and any use of
+//     it is an error (an Execute refusing its arguments, e.g. a wrong
+//     shape, consumes nothing). If it is not shared, its memory may become
+//     the memory of one output: an output returning the input unchanged (handed
+//     over without a copy), or a computed output of the same dtype and
+//     number of elements that is written only after the input's last read
+//     (or in place, element by element, by the step reading it last).
+//     Memory of a donated input that no output takes goes back to the
+//     pool. A donated shared buffer is consumed but treated as not donated
+//     otherwise: outputs get their own memory (copy on write), so the
+//     caller's slice keeps its values. Donation never changes results.
+//   - Outputs. Every output is a new Buffer owned by the caller: it never
+//     aliases an input that was not donated (an input returned as an
+//     output is copied), a constant, another output (a value returned
+//     twice is copied) or the executable's internal memory.
+//   - Dtypes. Donated memory only goes to an output of the input's exact
+//     dtype: an int32 input never holds a float32 output, although both
+//     have 4-byte elements (nor int64/float64/uint64, int16/uint16/bfloat16,
+//     and so on). Only the executable's internal arena slots, which no
+//     caller sees, are reused across dtypes.
+//   - Concurrency. Execute may run concurrently on one executable; a
+//     buffer read by one execution must not be donated to or finalized
+//     during another.
 //
 // # Execution
 //

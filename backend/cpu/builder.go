@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/notimplemented"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
@@ -72,7 +73,8 @@ func (b *Builder) newMultiNode(op backends.OpType, outShapes []shapes.Shape, dat
 	return p
 }
 
-// checkOps converts ops into nodes of this builder, validating them.
+// checkOps converts ops into nodes of this builder, validating them; it
+// refuses BFloat16 operands unless op opName is one of bf16Ops.
 func (b *Builder) checkOps(opName string, ops ...backends.Op) ([]*node, error) {
 	if b.compiled {
 		return nil, fmt.Errorf("cpu backend: %s: builder %q was already compiled", opName, b.name)
@@ -88,6 +90,9 @@ func (b *Builder) checkOps(opName string, ops ...backends.Op) ([]*node, error) {
 		}
 		if len(n.outs) > 0 {
 			return nil, fmt.Errorf("cpu backend: %s: operand #%d is a multi-output op, use one of its outputs", opName, i)
+		}
+		if n.shape.DType == dtypes.BFloat16 && !bf16Ops[opName] {
+			return nil, bf16Error(opName)
 		}
 		nodes[i] = n
 	}

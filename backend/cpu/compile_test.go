@@ -270,7 +270,7 @@ func TestErrors(t *testing.T) {
 	if _, err := b.FFT(x, backends.FFTForward, []int{3}); !errors.Is(err, notimplemented.NotImplementedError) {
 		t.Errorf("FFT: want a not-implemented error, got %v", err)
 	}
-	if _, err := b.Parameter("bf16", shapes.Make(dtypes.BFloat16, 2), nil); err == nil || !strings.Contains(err.Error(), "bf16") {
+	if _, err := b.Parameter("f16", shapes.Make(dtypes.Float16, 2), nil); err == nil || !strings.Contains(err.Error(), "f16") {
 		t.Errorf("unsupported dtype: err=%v", err)
 	}
 }

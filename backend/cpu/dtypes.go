@@ -6,14 +6,17 @@ import (
 	"unsafe"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 )
 
-// supportedDTypes lists the data types this backend stores and computes on.
+// supportedDTypes lists the data types this backend stores. All of them
+// compute in every op that makes sense for them, except BFloat16, which only
+// the ops of bf16Ops accept (see bf16.go).
 var supportedDTypes = []dtypes.DType{
 	dtypes.Bool,
 	dtypes.Int8, dtypes.Int16, dtypes.Int32, dtypes.Int64,
 	dtypes.Uint8, dtypes.Uint16, dtypes.Uint32, dtypes.Uint64,
-	dtypes.Float32, dtypes.Float64,
+	dtypes.Float32, dtypes.Float64, dtypes.BFloat16,
 }
 
 // Type-parameter constraints used by the generic kernels of this package.
@@ -64,6 +67,8 @@ func makeSlice(dt dtypes.DType, n int) any {
 		return make([]float32, n)
 	case dtypes.Float64:
 		return make([]float64, n)
+	case dtypes.BFloat16:
+		return make([]bfloat16.BFloat16, n)
 	}
 	panic(fmt.Sprintf("cpu backend: unsupported dtype %s", dt))
 }
@@ -98,6 +103,8 @@ func viewAs(dt dtypes.DType, mem []uint64, n int) any {
 		return unsafe.Slice((*float32)(p), n)
 	case dtypes.Float64:
 		return unsafe.Slice((*float64)(p), n)
+	case dtypes.BFloat16:
+		return unsafe.Slice((*bfloat16.BFloat16)(p), n)
 	}
 	panic(fmt.Sprintf("cpu backend: unsupported dtype %s", dt))
 }
@@ -126,6 +133,8 @@ func subSlice(flat any, lo, hi int) any {
 	case []uint32:
 		return s[lo:hi]
 	case []uint64:
+		return s[lo:hi]
+	case []bfloat16.BFloat16:
 		return s[lo:hi]
 	}
 	panic(fmt.Sprintf("cpu backend: unsupported flat type %T", flat))
@@ -156,6 +165,8 @@ func copyFlat(dst, src any) {
 		copy(d, src.([]uint32))
 	case []uint64:
 		copy(d, src.([]uint64))
+	case []bfloat16.BFloat16:
+		copy(d, src.([]bfloat16.BFloat16))
 	default:
 		panic(fmt.Sprintf("cpu backend: unsupported flat type %T", dst))
 	}
@@ -211,6 +222,8 @@ func scalarAsFloat64(flat any, i int) float64 {
 		return float64(s[i])
 	case []uint64:
 		return float64(s[i])
+	case []bfloat16.BFloat16:
+		return float64(s[i].Float32())
 	case []bool:
 		if s[i] {
 			return 1

@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/shapeinference"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/sgt-dev/sgt/backend/kernels"
 )
@@ -684,6 +685,8 @@ func compareKernel(op backends.OpType, dt dtypes.DType) (ewFn, error) {
 		return numCompare[uint32](op)
 	case dtypes.Uint64:
 		return numCompare[uint64](op)
+	case dtypes.BFloat16:
+		return bf16Compare(op)
 	case dtypes.Bool:
 		switch op {
 		case backends.OpTypeEqual, backends.OpTypeEqualTotalOrder:
@@ -803,6 +806,8 @@ func whereKernel(dt dtypes.DType) (ewFn, error) {
 		return whereT[uint32](), nil
 	case dtypes.Uint64:
 		return whereT[uint64](), nil
+	case dtypes.BFloat16:
+		return whereT[bfloat16.BFloat16](), nil
 	}
 	return nil, unsupported(backends.OpTypeWhere, dt)
 }
@@ -858,6 +863,9 @@ func clampT[T numT]() ewFn {
 }
 
 func convertKernel(from, to dtypes.DType) (ewFn, error) {
+	if from == dtypes.BFloat16 || to == dtypes.BFloat16 {
+		return convertBF16Kernel(from, to)
+	}
 	switch from {
 	case dtypes.Float32:
 		return convertFrom[float32](to)

@@ -40,7 +40,10 @@ type arena struct {
 	vals  []any
 	args  []any
 	// Per-call bookkeeping of Execute, reused (cleared on return).
-	bufs      []*Buffer
+	bufs []*Buffer
+	// reuse marks the inputs whose memory may become an output's: donated
+	// and not shared.
+	reuse     []bool
 	used      []bool
 	outBufs   []*Buffer
 	fromDonor []bool
@@ -48,7 +51,8 @@ type arena struct {
 
 func (e *Executable) newArena() *arena {
 	a := &arena{vals: make([]any, len(e.values)),
-		bufs: make([]*Buffer, len(e.paramShapes)), used: make([]bool, len(e.paramShapes)),
+		bufs: make([]*Buffer, len(e.paramShapes)), reuse: make([]bool, len(e.paramShapes)),
+		used:    make([]bool, len(e.paramShapes)),
 		outBufs: make([]*Buffer, len(e.outputs)), fromDonor: make([]bool, len(e.outputs))}
 	a.slots = make([][]uint64, len(e.slotWords))
 	for i, nw := range e.slotWords {
@@ -95,6 +99,7 @@ func (e *Executable) getArena() (*arena, error) {
 
 func (e *Executable) putArena(a *arena) {
 	clear(a.bufs)
+	clear(a.reuse)
 	clear(a.used)
 	clear(a.outBufs)
 	clear(a.fromDonor)
@@ -139,8 +144,10 @@ func (e *Executable) Outputs() []shapes.Shape {
 	return s
 }
 
-// Execute runs the computation. Inputs marked in donate are consumed: their
-// memory may be reused for outputs, and they are invalid after the call.
+// Execute runs the computation. Inputs marked in donate are consumed: they
+// are invalid after the call, and the memory of those that are not shared
+// may be reused for outputs of the same dtype and shape (see the package
+// doc's buffer contract).
 func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends.DeviceNum) (results []backends.Buffer, err error) {
 	if len(inputs) != len(e.paramShapes) {
 		return nil, fmt.Errorf("cpu backend: executing %q: got %d inputs, want %d", e.name, len(inputs), len(e.paramShapes))
@@ -165,15 +172,15 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 			return nil, fmt.Errorf("cpu backend: executing %q: input #%d (%q) has shape %s, want %s",
 				e.name, i, e.paramNames[i], bb.shape, e.paramShapes[i])
 		}
-		if donate != nil && donate[i] && bb.shared {
-			return nil, fmt.Errorf("cpu backend: executing %q: input #%d (%q) is a shared buffer and cannot be donated", e.name, i, e.paramNames[i])
-		}
 		bufs[i] = bb
+		// A donated shared buffer is consumed but its memory, which the
+		// caller may still reference, is never written or recycled.
+		a.reuse[i] = donate != nil && donate[i] && !bb.shared
 	}
 	if donate != nil {
 		for i := range bufs {
 			for j := range i {
-				if bufs[i] == bufs[j] && (donate[i] || donate[j]) {
+				if bufs[i] == bufs[j] && (a.reuse[i] || a.reuse[j]) {
 					return nil, fmt.Errorf("cpu backend: executing %q: the same buffer is passed as inputs #%d and #%d and donated", e.name, j, i)
 				}
 			}
@@ -190,7 +197,7 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 	fromDonor := a.fromDonor
 	donated := func(pv int) (int, bool) {
 		pi := e.values[pv].param
-		return pi, donate != nil && donate[pi] && !used[pi]
+		return pi, a.reuse[pi] && !used[pi]
 	}
 	// Pass-through outputs of donated parameters first.
 	for oi, o := range e.outputs {
@@ -260,7 +267,7 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		if bufs[i].invalid.Swap(true) {
 			continue
 		}
-		if !used[i] {
+		if !used[i] && !bufs[i].shared {
 			e.backend.putFlat(bufs[i].shape.DType, bufs[i].flat)
 		}
 		bufs[i].flat = nil

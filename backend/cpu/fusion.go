@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/shapeinference"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/sgt-dev/sgt/backend/kernels"
 )
 
@@ -491,6 +492,8 @@ func newView(dt dtypes.DType) any {
 		return new([]uint32)
 	case dtypes.Uint64:
 		return new([]uint64)
+	case dtypes.BFloat16:
+		return new([]bfloat16.BFloat16)
 	}
 	panic(fmt.Sprintf("newView: unsupported dtype %s", dt))
 }
@@ -521,6 +524,8 @@ func setView(view, src any, lo, hi int) {
 		*v = viewOf[uint32](src, lo, hi)
 	case *[]uint64:
 		*v = viewOf[uint64](src, lo, hi)
+	case *[]bfloat16.BFloat16:
+		*v = viewOf[bfloat16.BFloat16](src, lo, hi)
 	default:
 		panic(fmt.Sprintf("setView: unsupported view %T", view))
 	}
@@ -551,6 +556,8 @@ func copyView(dst, src any) {
 		copy(*d, *src.(*[]uint32))
 	case *[]uint64:
 		copy(*d, *src.(*[]uint64))
+	case *[]bfloat16.BFloat16:
+		copy(*d, *src.(*[]bfloat16.BFloat16))
 	default:
 		panic(fmt.Sprintf("copyView: unsupported view %T", dst))
 	}
@@ -588,6 +595,8 @@ func fillScalar(dst, src any) {
 		fillAll(d, src.([]uint32)[0])
 	case []uint64:
 		fillAll(d, src.([]uint64)[0])
+	case []bfloat16.BFloat16:
+		fillAll(d, src.([]bfloat16.BFloat16)[0])
 	default:
 		panic(fmt.Sprintf("fillScalar: unsupported type %T", dst))
 	}
@@ -625,6 +634,8 @@ func stridedRead(dst, src any, lo int, dims, strides []int) {
 		stridedReadT(d, src.([]uint32), lo, dims, strides)
 	case []uint64:
 		stridedReadT(d, src.([]uint64), lo, dims, strides)
+	case []bfloat16.BFloat16:
+		stridedReadT(d, src.([]bfloat16.BFloat16), lo, dims, strides)
 	default:
 		panic(fmt.Sprintf("stridedRead: unsupported type %T", dst))
 	}

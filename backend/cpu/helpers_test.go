@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	_ "github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
@@ -242,6 +243,8 @@ func setFromFloat(flat any, i int, v float64, rng *rand.Rand) {
 		f[i] = uint64(math.Floor(v))
 	case []bool:
 		f[i] = rng.IntN(2) == 1
+	case []bfloat16.BFloat16:
+		f[i] = bf16FromFloat64(v)
 	}
 }
 

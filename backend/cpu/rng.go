@@ -8,6 +8,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
@@ -95,6 +96,8 @@ func flatBytes(flat any) []byte {
 	case []float32:
 		return bytesView(s)
 	case []float64:
+		return bytesView(s)
+	case []bfloat16.BFloat16:
 		return bytesView(s)
 	}
 	panic(fmt.Sprintf("RNGBitGenerator: unsupported output type %T", flat))

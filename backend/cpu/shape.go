@@ -331,6 +331,9 @@ func (b *Builder) Iota(shape shapes.Shape, iotaAxis int) (backends.Op, error) {
 	if shape.Rank() == 0 || iotaAxis < 0 || iotaAxis >= shape.Rank() {
 		return nil, fmt.Errorf("cpu backend: Iota: invalid axis %d for shape %s", iotaAxis, shape)
 	}
+	if shape.DType == dtypes.BFloat16 {
+		return nil, bf16Error("Iota")
+	}
 	if !shape.DType.IsFloat() && !shape.DType.IsInt() || !isSupportedDType(shape.DType) {
 		return nil, fmt.Errorf("cpu backend: Iota: unsupported dtype in %s", shape)
 	}

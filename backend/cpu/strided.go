@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/sgt-dev/sgt/backend/kernels"
 )
 
@@ -97,6 +98,8 @@ func (c *stridedCopy) run(dst any, dOff int, src any, sOff int) {
 		runStrided(c, d, dOff, src.([]uint32), sOff)
 	case []uint64:
 		runStrided(c, d, dOff, src.([]uint64), sOff)
+	case []bfloat16.BFloat16:
+		runStrided(c, d, dOff, src.([]bfloat16.BFloat16), sOff)
 	default:
 		panic(fmt.Sprintf("stridedCopy: unsupported type %T", dst))
 	}
