@@ -6,6 +6,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+
+	"github.com/sgt-dev/sgt/models"
 )
 
 // stepMemoryFactor scales the summed sizes of a model's forward graph to
@@ -109,4 +113,20 @@ func checkMemory(cfg *Config, need memoryNeed, exampleBytes, evalBatch, prefetch
 		return err
 	}
 	return fits("eval-batch-size", need.evalStep(evalBatch, exampleBytes, prefetch), fmt.Sprintf("an evaluation step of %d examples", evalBatch))
+}
+
+// AvailableMemory returns the bytes this process may still use (the
+// smaller of the system's available memory and its cgroup's limit), or 0
+// when that cannot be read.
+func AvailableMemory() int64 { return availableMemory() }
+
+// StepMemory estimates the bytes of one training step of spec on batch
+// examples of the given input shape [H, W, C], from the model's graph
+// (built on b, not run), as sgt train's own check does.
+func StepMemory(b backends.Backend, spec models.Spec, input []int, numClasses, batch int) (int64, error) {
+	need, err := probeModel(b, spec, append([]int{1}, input...), numClasses, nil)
+	if err != nil {
+		return 0, err
+	}
+	return need.trainStep(batch, 0, 0), nil
 }

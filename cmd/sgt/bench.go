@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
@@ -186,6 +187,9 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 	if res.Params, err = models.CountParameters(b, spec.Name, preset.input, preset.classes, nil); err != nil {
 		return nil, err
 	}
+	if err := checkBenchMemory(b, spec, preset, cfg); err != nil {
+		return nil, err
+	}
 	say := func(format string, args ...any) {
 		if !cfg.asJSON {
 			fmt.Fprintf(w, format, args...)
@@ -282,6 +286,25 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 	say("RESULT model=%s alpha=%g backend=%s threads=%d batch=%d images_per_s_median=%.1f images_per_s_best=%.1f windows=%d peak_rss_bytes=%d\n",
 		spec.Name, cfg.alpha, config, res.Threads, cfg.batch, res.ImagesPerS, res.ImagesPerSBest, len(res.Windows), res.PeakRSSBytes)
 	return res, nil
+}
+
+// checkBenchMemory refuses a --batch whose training step and pool of random
+// batches cannot fit in the memory available, before allocating them.
+func checkBenchMemory(b backends.Backend, spec models.Spec, preset benchPreset, cfg benchConfig) error {
+	avail := train.AvailableMemory()
+	if avail <= 0 {
+		return nil
+	}
+	step, err := train.StepMemory(b, spec, preset.input, preset.classes, cfg.batch)
+	if err != nil {
+		return err
+	}
+	pool := int64(cfg.pool) * int64(cfg.batch) * int64(preset.input[0]*preset.input[1]*preset.input[2]+1) * 4
+	if need := step + pool; need > avail {
+		return usagef("--batch %d: a training step and %d batches need about %.1f GiB of memory, and %.1f GiB is available; use a smaller --batch",
+			cfg.batch, cfg.pool, float64(need)/(1<<30), float64(avail)/(1<<30))
+	}
+	return nil
 }
 
 // benchStep returns the training step the benchmark times, built as "sgt

@@ -83,6 +83,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{"--model", "resnet7"}, {"--batch", "-1"}, {"--alpha", "-0.5"}, {"--alpha", "NaN"},
 		{"--steps", "0"}, {"--time", "-1"}, {"--repeats", "0"}, {"--warmup", "-1"}, {"--pool", "0"},
 		{"--threads", "-2"}, {"--lr", "0"}, {"--backend", "nosuch"}, {"--isa", "nosuch"}, {"--bogus"}, {"extra"}, {"--batch", "x"},
+		{"--time", "1e10"}, {"--batch", "100000000"},
 	} {
 		code, _, errOut := runCLI(t, append([]string{"bench"}, args...)...)
 		if code != 2 || errOut == "" {
