@@ -117,6 +117,11 @@ type Config struct {
 	FilterNormsEvery int `json:"filter_norms_every"`
 	// Backend is the requested GoMLX backend ("" for the automatic choice).
 	Backend string `json:"backend"`
+	// Precision is the dtype of the activations, convolutions and matrix
+	// multiplications: "float32" or "bfloat16" (mixed precision: float32
+	// master weights, optimizer state, batch-norm statistics, loss and
+	// tampered softmax).
+	Precision string `json:"precision"`
 	// Recipe names the recipe the settings started from ("" for none); see
 	// "sgt recipes". It is recorded, not interpreted.
 	Recipe string `json:"recipe,omitempty"`
@@ -290,6 +295,9 @@ func ReadRecord(dir string) (*Record, error) {
 func (c *Config) upgrade() {
 	if c.LRUpdate == "" {
 		c.LRUpdate = "step" // per-step updates, the only kind before lr_update
+	}
+	if c.Precision == "" {
+		c.Precision = "float32" // the only precision before precision
 	}
 }
 

@@ -118,7 +118,7 @@ func TestReadRecordErrorsNameFileAndField(t *testing.T) {
 
 func TestRecordRoundTripAndDiff(t *testing.T) {
 	dir := t.TempDir()
-	rec := &Record{ID: NewID(), Config: Config{Data: "mnist", Model: "mlp", Alpha: 0.3, Milestones: []int{2, 3}, LRUpdate: "epoch"}, KeepCheckpoints: 3}
+	rec := &Record{ID: NewID(), Config: Config{Data: "mnist", Model: "mlp", Alpha: 0.3, Milestones: []int{2, 3}, LRUpdate: "epoch", Precision: "bfloat16"}, KeepCheckpoints: 3}
 	if err := WriteRecord(dir, rec); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestReadRecordUpgradesOldRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Config.LRUpdate != "step" || rec.Config.MinLR != 0 || rec.Config.CooldownEpochs != 0 || rec.Config.WarmupReplaces {
+	if rec.Config.LRUpdate != "step" || rec.Config.Precision != "float32" || rec.Config.MinLR != 0 || rec.Config.CooldownEpochs != 0 || rec.Config.WarmupReplaces {
 		t.Errorf("old record read as %+v", rec.Config)
 	}
 }

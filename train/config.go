@@ -79,6 +79,7 @@ func DefaultConfig() Config {
 		WeightDecay: 5e-4,
 		Schedule:    optim.ScheduleCosine,
 		LRUpdate:    optim.LRUpdateStep,
+		Precision:   PrecisionFloat32,
 		Augment:     AugmentAuto,
 		Seed:        1,
 
@@ -188,6 +189,9 @@ func (c *Config) Validate() error {
 	if c.CooldownEpochs > 0 && c.WarmupEpochs >= float64(c.Epochs-c.CooldownEpochs) {
 		return fieldErrorf("cooldown-epochs", "%d cool-down and %g warm-up epochs leave none of the %d epochs for the cosine", c.CooldownEpochs, c.WarmupEpochs, c.Epochs)
 	}
+	if !slices.Contains(PrecisionNames, c.Precision) {
+		return fieldErrorf("precision", "unknown precision %q (known: %s)", c.Precision, strings.Join(PrecisionNames, ", "))
+	}
 	if c.LRUpdate != "" && !slices.Contains(optim.LRUpdateNames, c.LRUpdate) {
 		return fieldErrorf("lr-update", "unknown value %q (known: %s)", c.LRUpdate, strings.Join(optim.LRUpdateNames, ", "))
 	}
@@ -285,5 +289,18 @@ func (c *Config) Optimizer() optim.Chain {
 // modelParams returns the model hyperparameters the run sets in the GoMLX
 // context, where the models read them.
 func (c *Config) modelParams() map[string]any {
-	return map[string]any{models.ParamSmallStem: c.SmallStem}
+	params := map[string]any{models.ParamSmallStem: c.SmallStem}
+	if c.Precision == PrecisionBF16 {
+		params[models.ParamComputeDType] = "bfloat16"
+	}
+	return params
 }
+
+// The precisions of Config.Precision.
+const (
+	PrecisionFloat32 = "float32"
+	PrecisionBF16    = "bfloat16"
+)
+
+// PrecisionNames lists the accepted Config.Precision values.
+var PrecisionNames = []string{PrecisionFloat32, PrecisionBF16}

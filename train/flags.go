@@ -106,6 +106,7 @@ func DefineFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.Float64Var(&cfg.ZeroThreshold, "zero-threshold", cfg.ZeroThreshold, "absolute threshold below which a conv filter's weight L2 norm, or a pooled feature's mean |activation| on the test set, counts as zeroed out")
 	fs.IntVar(&cfg.FilterNormsEvery, "filter-norms-every", cfg.FilterNormsEvery, "append every conv filter's weight norm to filter_norms.csv every N steps (-1: at the end of every epoch, 0: never)")
 	fs.StringVar(&cfg.Backend, "backend", cfg.Backend, "GoMLX backend (default: automatic); convolutional models need cpu or xla")
+	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "compute precision: "+strings.Join(PrecisionNames, ", ")+" (bfloat16: mixed precision with float32 weights, loss and tampered softmax; needs a backend with bfloat16 arithmetic, such as XLA on a GPU)")
 }
 
 // FlagSet returns a flag set holding the flags of DefineFlags bound to cfg,

@@ -350,6 +350,9 @@ func newTrainer(cfg Config, opts Options) (_ *trainer, err error) {
 	// and to refuse settings that cannot fit in memory before anything
 	// large is allocated.
 	need, err := probeModel(t.backend, t.spec, t.train.dims(1), t.numClasses, cfg.modelParams())
+	if err != nil && cfg.Precision == PrecisionBF16 {
+		return nil, fieldErrorf("precision", "backend %s cannot compute model %s in bfloat16 (%v); use --precision float32, or an XLA backend", t.backendCfg, cfg.Model, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", cfg.Model, err)
 	}

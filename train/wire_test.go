@@ -41,7 +41,9 @@ func init() {
 				return graph.ConstTensor(g, tensors.FromFlatDataAndDimensions(append([]float32(nil), wireLogits...), wireN, wireClasses))
 			}
 			table := ctx.In("table").WithInitializer(init).VariableWithShape("logits", shapes.Make(dtypes.Float32, wireN, wireClasses))
-			return table.ValueGraph(images.Graph())
+			// The first rows, for batches smaller than the table.
+			n := images.Shape().Dimensions[0]
+			return graph.Slice(table.ValueGraph(images.Graph()), graph.AxisRange(0, n))
 		},
 	})
 }

@@ -64,6 +64,7 @@ type benchResult struct {
 	Classes           int           `json:"classes"`
 	Backend           string        `json:"backend"`
 	Alpha             float64       `json:"alpha"`
+	Precision         string        `json:"precision"`
 	Threads           int           `json:"threads"`
 	ISA               string        `json:"isa"`
 	Warmup            int           `json:"warmup"`
@@ -88,6 +89,7 @@ type benchConfig struct {
 	alpha, minTime, lr     float64
 	seed                   uint64
 	asJSON                 bool
+	precision              string
 }
 
 // runBench implements "sgt bench": it times training steps (forward, mean
@@ -110,6 +112,7 @@ func runBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	fs.IntVar(&cfg.threads, "threads", 0, "GOMAXPROCS for the run (0: leave as is)")
 	fs.StringVar(&cfg.isa, "isa", "", "kernel family of the cpu backend: "+strings.Join(kernels.AvailableISAs(), ", ")+" (default: the fastest this CPU has)")
 	fs.Float64Var(&cfg.lr, "lr", 0.1, "learning rate")
+	fs.StringVar(&cfg.precision, "precision", train.PrecisionFloat32, "compute precision: "+strings.Join(train.PrecisionNames, ", ")+" (bfloat16 needs a backend with bfloat16 arithmetic, such as XLA on a GPU)")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "seed of the random data and initialisation")
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
@@ -144,6 +147,8 @@ func runBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return usagef("--threads must be >= 0, got %d", cfg.threads)
 	case !(cfg.lr > 0) || math.IsInf(cfg.lr, 0):
 		return usagef("--lr must be a positive number, got %v", cfg.lr)
+	case !slices.Contains(train.PrecisionNames, cfg.precision):
+		return usagef("--precision: unknown precision %q (known: %s)", cfg.precision, strings.Join(train.PrecisionNames, ", "))
 	}
 	backendName, _, _ := strings.Cut(backend.Resolve(cfg.backend), ":")
 	if !slices.Contains(backend.Names(), backendName) {
@@ -181,7 +186,7 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 	defer b.Finalize()
 	res := &benchResult{
 		Model: spec.Name, Batch: cfg.batch, Input: preset.input, Classes: preset.classes,
-		Backend: config, Alpha: cfg.alpha, Threads: runtime.GOMAXPROCS(0), ISA: kernels.CurrentISA(), Warmup: cfg.warmup,
+		Backend: config, Alpha: cfg.alpha, Precision: cfg.precision, Threads: runtime.GOMAXPROCS(0), ISA: kernels.CurrentISA(), Warmup: cfg.warmup,
 		GoVersion: runtime.Version(),
 	}
 	if res.Params, err = models.CountParameters(b, spec.Name, preset.input, preset.classes, nil); err != nil {
@@ -225,6 +230,9 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 
 	ctx := mlctx.New()
 	ctx.SetParam(mlctx.ParamInitialSeed, int64(cfg.seed)+1)
+	if cfg.precision == train.PrecisionBF16 {
+		ctx.SetParam(models.ParamComputeDType, "bfloat16")
+	}
 	exec, err := mlctx.NewExec(b, ctx, benchStep(spec, preset.classes, cfg.alpha).Train)
 	if err != nil {
 		return nil, fmt.Errorf("preparing the training step: %w", err)
@@ -249,6 +257,9 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 	t0 := time.Now()
 	for range cfg.warmup {
 		if loss, err = step(); err != nil {
+			if cfg.precision == train.PrecisionBF16 && i == 1 {
+				return nil, usagef("--precision bfloat16: backend %s cannot run %s in bfloat16 (%v); use --precision float32 or an XLA backend", config, spec.Name, err)
+			}
 			return nil, err
 		}
 	}
