@@ -94,7 +94,7 @@ func Resolve(requested string) string {
 		return env
 	}
 	ctx := context.Background()
-	if hasNvidiaGPU() && len(FindPlugin(ctx, "cuda").Candidates) > 0 {
+	if HasNvidiaGPU() && len(FindPlugin(ctx, "cuda").Candidates) > 0 {
 		return xla.BackendName + ":cuda"
 	}
 	if len(FindPlugin(ctx, "cpu").Candidates) > 0 {
@@ -253,8 +253,11 @@ type XLAReport struct {
 	Searches []PluginSearch `json:"searches,omitempty"`
 	// Problems say, for each plugin file tried and refused, why.
 	Problems []string `json:"problems,omitempty"`
-	// Error is the one-line reason XLA cannot be used (empty when usable).
+	// Error is the one-line reason XLA cannot be used (empty when usable):
+	// what was searched or tried, and Hint.
 	Error string `json:"error,omitempty"`
+	// Hint says what to install when XLA cannot be used.
+	Hint string `json:"hint,omitempty"`
 }
 
 // CheckXLA finds the plugin of an XLA configuration (plugin is a name, an
@@ -278,7 +281,7 @@ func CheckXLA(ctx context.Context, plugin string, devices bool) XLAReport {
 	case plugin != "":
 		names = []string{plugin}
 	default:
-		if hasNvidiaGPU() {
+		if HasNvidiaGPU() {
 			names = append(names, "cuda")
 		}
 		names = append(names, "cpu")
@@ -304,8 +307,9 @@ func CheckXLA(ctx context.Context, plugin string, devices bool) XLAReport {
 				searched = append(searched, "("+n+")")
 			}
 		}
+		r.Hint = installHint(names)
 		r.Error = fmt.Sprintf("no %s found (automatic plugin download is disabled); searched: %s; %s",
-			what, strings.Join(searched, ", "), installHint(names))
+			what, strings.Join(searched, ", "), r.Hint)
 		return r
 	}
 	for _, c := range cands {
@@ -328,7 +332,8 @@ func CheckXLA(ctx context.Context, plugin string, devices bool) XLAReport {
 		r.Usable, r.Plugin, r.Source, r.CUDA = true, info, c.source, cs
 		return r
 	}
-	r.Error = fmt.Sprintf("no usable %s: %s; %s", what, strings.Join(r.Problems, "; "), installHint(names))
+	r.Hint = installHint(names)
+	r.Error = fmt.Sprintf("no usable %s: %s; %s", what, strings.Join(r.Problems, "; "), r.Hint)
 	return r
 }
 

@@ -483,8 +483,9 @@ func cudaSetupFor(pluginPath, xlaFlags string) CUDASetup {
 	return cs
 }
 
-// hasNvidiaGPU tells whether the NVIDIA driver exposes a GPU here.
-func hasNvidiaGPU() bool {
+// HasNvidiaGPU tells whether the NVIDIA driver exposes a GPU here (a
+// /dev/nvidiaN device).
+func HasNvidiaGPU() bool {
 	m, _ := filepath.Glob("/dev/nvidia[0-9]*")
 	return len(m) > 0
 }
