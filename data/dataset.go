@@ -23,9 +23,21 @@
 // WriteIDXFile handle the idx format itself. Dataset.Validate, Subset,
 // ComputeNormalization and DefaultNormalization complete the picture.
 //
-// Image folders (Root/train/<class>/*.jpg|jpeg|png and Root/val/<class>/...)
-// are opened with OpenImageFolder, which decodes on demand, or decoded into
-// memory at a fixed size with LoadImageFolder.
+// Image folders (Root/train/<class>/*.jpg|jpeg|png and Root/val/<class>/...
+// or Root/test/<class>/..., at least two classes) are opened with
+// OpenImageFolder, which decodes on demand, or decoded into memory at a
+// fixed size with LoadImageFolder.
+//
+// # Bad data and fingerprints
+//
+// Errors caused by the data itself (a corrupt, truncated or vanished file, an
+// image folder laid out wrongly) wrap ErrBadData, mostly as a *FormatError
+// naming the file, so that a command line tool can report bad input
+// (errors.Is(err, ErrBadData)) rather than an internal failure.
+// Fingerprint, Dataset.Fingerprint, ImageFolder.Fingerprint and
+// FingerprintSource identify the data files cheaply (size and SHA-256, of the
+// two ends only for large files; an image folder by its listing), and
+// CompareFingerprints tells whether the data changed, to check a resumed run.
 //
 // # Batches
 //

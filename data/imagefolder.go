@@ -2,6 +2,7 @@ package data
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -22,8 +23,8 @@ import (
 const maxImagePixels = 1 << 26
 
 // ImageFolder is a dataset of image files laid out one folder per class:
-// Root/train/<class>/*.{jpg,jpeg,png} and Root/val/<class>/... (files may
-// also sit in subfolders of a class folder). Class indices follow the sorted
+// Root/train/<class>/*.{jpg,jpeg,png} and Root/val/<class>/... or
+// Root/test/<class>/... (files may also sit in subfolders of a class folder). Class indices follow the sorted
 // class folder names of Root/train (or of the split's folder when there is
 // no train folder), so both splits agree. Images are decoded on demand as
 // 3-channel RGB (grey images are replicated, transparency is composed over
@@ -33,7 +34,7 @@ const maxImagePixels = 1 << 26
 type ImageFolder struct {
 	// Root is the folder holding the split folders.
 	Root string
-	// Split is "train" or "val".
+	// Split is the split's folder name: "train", "val" or "test".
 	Split string
 	// Dir is the split's folder.
 	Dir string
@@ -49,15 +50,28 @@ type ImageFolder struct {
 var imageExtensions = map[string]bool{".jpg": true, ".jpeg": true, ".png": true}
 
 // OpenImageFolder lists the images of a split of an image folder: split
-// "train" reads Root/train, "val" or "test" reads Root/val. Nothing is
-// decoded yet.
+// "train" reads Root/train; "val" or "test" (the evaluation split) reads
+// Root/val or Root/test, whichever exists (both is an error). There must be
+// at least two classes. Nothing is decoded yet. Errors about the folder's
+// layout wrap ErrBadData.
 func OpenImageFolder(root, split string) (*ImageFolder, error) {
 	var sub string
 	switch split {
 	case "train":
 		sub = "train"
 	case "val", "test":
-		sub = "val"
+		val, test := filepath.Join(root, "val"), filepath.Join(root, "test")
+		hasVal, hasTest := isDirectory(val), isDirectory(test)
+		switch {
+		case hasVal && hasTest:
+			return nil, fmt.Errorf("image folder: %w", badFile(root, fmt.Errorf("both %s and %s exist; keep the evaluation images in one of them", val, test)))
+		case hasVal:
+			sub = "val"
+		case hasTest:
+			sub = "test"
+		default:
+			return nil, fmt.Errorf("image folder: %w", badFile(root, errors.New("no val/ or test/ folder for the evaluation split (want val/<class>/ or test/<class>/ beside train/)")))
+		}
 	default:
 		return nil, fmt.Errorf("image folder %s: unknown split %q (want train, val or test)", root, split)
 	}
@@ -68,14 +82,17 @@ func OpenImageFolder(root, split string) (*ImageFolder, error) {
 	}
 	classes, err := subfolders(classDir)
 	if err != nil {
-		return nil, fmt.Errorf("image folder: %w", err)
+		return nil, fmt.Errorf("image folder: %w", badFile(classDir, unwrapPath(err)))
 	}
-	if len(classes) == 0 {
-		return nil, fmt.Errorf("image folder: %s has no class folders", classDir)
+	switch len(classes) {
+	case 0:
+		return nil, fmt.Errorf("image folder: %w", badFile(classDir, errors.New("no class folders")))
+	case 1:
+		return nil, fmt.Errorf("image folder: %w", badFile(classDir, fmt.Errorf("only one class folder (%s); a classifier needs at least two", classes[0])))
 	}
 	present, err := subfolders(dir)
 	if err != nil {
-		return nil, fmt.Errorf("image folder: %w", err)
+		return nil, fmt.Errorf("image folder: %w", badFile(dir, unwrapPath(err)))
 	}
 	index := make(map[string]int32, len(classes))
 	for i, c := range classes {
@@ -83,7 +100,7 @@ func OpenImageFolder(root, split string) (*ImageFolder, error) {
 	}
 	for _, c := range present {
 		if _, ok := index[c]; !ok {
-			return nil, fmt.Errorf("image folder: class folder %s has no counterpart in %s", filepath.Join(dir, c), classDir)
+			return nil, fmt.Errorf("image folder: class folder %w", badFile(filepath.Join(dir, c), fmt.Errorf("has no counterpart in %s", classDir)))
 		}
 	}
 	f := &ImageFolder{Root: root, Split: sub, Dir: dir, Classes: classes}
@@ -107,11 +124,14 @@ func OpenImageFolder(root, split string) (*ImageFolder, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("image folder: listing %s: %w", filepath.Join(dir, c), err)
+			return nil, fmt.Errorf("image folder: listing %w", badFile(filepath.Join(dir, c), unwrapPath(err)))
 		}
 	}
 	if len(f.Files) == 0 {
-		return nil, fmt.Errorf("image folder: no .jpg, .jpeg or .png files under %s", dir)
+		return nil, fmt.Errorf("image folder: %w", badFile(dir, errors.New("no .jpg, .jpeg or .png files")))
+	}
+	if sub == "train" && f.Labels[0] == f.Labels[len(f.Labels)-1] { // sorted by class
+		return nil, fmt.Errorf("image folder: %w", badFile(dir, fmt.Errorf("only the class folder %s holds images; a classifier needs at least two classes", classes[f.Labels[0]])))
 	}
 	return f, nil
 }
@@ -154,21 +174,22 @@ func (f *ImageFolder) Example(i int, scratch *Scratch) (Image, int32, error) {
 }
 
 // decodeImageFile decodes a JPEG or PNG file into RGB bytes held in s.pix.
+// Its errors are *FormatError for the file.
 func decodeImageFile(path string, s *Scratch) (Image, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return Image{}, fmt.Errorf("image file: %w", err)
+		return Image{}, fmt.Errorf("image file %w", badFile(path, unwrapPath(err)))
 	}
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(raw))
 	if err != nil {
-		return Image{}, fmt.Errorf("image file %s: %w", path, err)
+		return Image{}, fmt.Errorf("image file %w", badFile(path, err))
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxImagePixels {
-		return Image{}, fmt.Errorf("image file %s: size %dx%d is empty or above %d pixels", path, cfg.Width, cfg.Height, maxImagePixels)
+		return Image{}, fmt.Errorf("image file %w", badFile(path, fmt.Errorf("size %dx%d is empty or above %d pixels", cfg.Width, cfg.Height, maxImagePixels)))
 	}
 	m, _, err := image.Decode(bytes.NewReader(raw))
 	if err != nil {
-		return Image{}, fmt.Errorf("image file %s: %w", path, err)
+		return Image{}, fmt.Errorf("image file %w", badFile(path, err))
 	}
 	b := m.Bounds()
 	h, w := b.Dy(), b.Dx()
@@ -179,6 +200,22 @@ func decodeImageFile(path string, s *Scratch) (Image, error) {
 	pix := s.pix[:n]
 	toRGB(pix, m)
 	return Image{Pix: pix, Height: h, Width: w, Channels: 3}, nil
+}
+
+// unwrapPath drops the path of an *fs.PathError, which the caller names
+// itself, keeping the operation and the reason.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
+// isDirectory tells whether path is a folder.
+func isDirectory(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 // toRGB writes the pixels of m as interleaved RGB bytes (alpha composed over black).
