@@ -41,6 +41,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -183,11 +184,30 @@ func newXLA(config string) (backends.Backend, error) {
 	if opts != "" {
 		cfg += "," + opts
 	}
+	// GoMLX lets the CPU plugin share buffers with the host only when it is
+	// named "cpu"; sgt loads plugins by path, so it asks for it explicitly.
+	if isCPUPlugin(plugin, report.Plugin.Path) && !strings.Contains(opts, "shared_buffers") {
+		cfg += ",shared_buffers"
+	}
 	b, err := xla.NewWithOptions(cfg, options)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s loaded, but creating its client failed: %w", report.Plugin.Path, err)
 	}
 	return b, nil
+}
+
+// isCPUPlugin tells whether a plugin (asked for as plugin, found at path) is
+// the PJRT CPU plugin.
+func isCPUPlugin(plugin, path string) bool {
+	if plugin == "cpu" {
+		return true
+	}
+	for _, n := range pluginFileNames("cpu") {
+		if filepath.Base(path) == n {
+			return true
+		}
+	}
+	return false
 }
 
 // applyCUDASetup prepares this process for a CUDA plugin: XLA_FLAGS, go-xla's
@@ -275,6 +295,9 @@ func CheckXLA(ctx context.Context, plugin string, devices bool) XLAReport {
 		if !isFile(plugin) {
 			r.Error = fmt.Sprintf("PJRT plugin file %s does not exist or is not a file", plugin)
 			return r
+		}
+		if abs, err := filepath.Abs(plugin); err == nil {
+			plugin = abs // GoMLX loads plugins by absolute path only
 		}
 		cands = append(cands, candidate{plugin, "the configuration"})
 		names = []string{plugin}
