@@ -416,6 +416,12 @@ func TestCheckXLAPipPlugin(t *testing.T) {
 		t.Errorf("CheckXLA changed this process's XLA_FLAGS to %q", os.Getenv(XLAFlagsEnv))
 	}
 
+	// A relative path is made absolute (GoMLX loads plugins by absolute path).
+	t.Chdir(filepath.Dir(plugin))
+	if rr := CheckXLA(context.Background(), "./xla_cuda_plugin.so", false); !rr.Usable || rr.Plugin.Path != plugin {
+		t.Errorf("relative path: usable %v, path %v, %s", rr.Usable, rr.Plugin, rr.Error)
+	}
+
 	// The user's XLA_FLAGS wins.
 	t.Setenv(XLAFlagsEnv, "--xla_gpu_cuda_data_dir=/opt/mine")
 	clearVerified()
