@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 func TestResolvePrecedence(t *testing.T) {
 	t.Setenv("GOMLX_NO_AUTO_INSTALL", "1")
 	t.Setenv(EnvVar, "")
-	if len(xla.GetAvailablePlugins()) == 0 {
+	if len(FindPlugin(context.Background(), "cpu").Candidates) == 0 && !HasNvidiaGPU() {
 		if got := Resolve(""); got != "cpu" {
 			t.Errorf("Resolve(\"\") with no env and no XLA plugin = %q, want cpu", got)
 		}

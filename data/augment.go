@@ -181,11 +181,16 @@ func (t RandomResizedCrop) crop(h, w int, rng *RNG) (top, left, ch, cw int) {
 
 // Apply implements Transform. It draws the crop, then the flip.
 func (t RandomResizedCrop) Apply(dst []float32, src Image, rng *RNG, s *Scratch) {
+	t.applyNormalized(dst, src, rng, s, nil)
+}
+
+// applyNormalized implements normalizingTransform.
+func (t RandomResizedCrop) applyNormalized(dst []float32, src Image, rng *RNG, s *Scratch, norm *affine) {
 	top, left, ch, cw := t.crop(src.Height, src.Width, rng)
 	flip := t.Flip && rng.Bool()
 	sampleBilinear(dst, t.Size, t.Size, src, float64(top), float64(left),
 		float64(ch)/float64(t.Size), float64(cw)/float64(t.Size),
-		window{top, top + ch, left, left + cw}, flip, s)
+		window{top, top + ch, left, left + cw}, flip, s, norm)
 }
 
 // ResizeCenterCrop is the ImageNet-style evaluation transform: resize the
@@ -219,7 +224,12 @@ func (t ResizeCenterCrop) OutputShape(height, width, channels int) (int, int, er
 }
 
 // Apply implements Transform; it draws no random numbers.
-func (t ResizeCenterCrop) Apply(dst []float32, src Image, _ *RNG, s *Scratch) {
+func (t ResizeCenterCrop) Apply(dst []float32, src Image, rng *RNG, s *Scratch) {
+	t.applyNormalized(dst, src, rng, s, nil)
+}
+
+// applyNormalized implements normalizingTransform.
+func (t ResizeCenterCrop) applyNormalized(dst []float32, src Image, _ *RNG, s *Scratch, norm *affine) {
 	h, w := src.Height, src.Width
 	r := t.resize()
 	rh, rw := r, r
@@ -234,7 +244,7 @@ func (t ResizeCenterCrop) Apply(dst []float32, src Image, _ *RNG, s *Scratch) {
 	// Output pixel (oy, ox) is resized pixel (top+oy, left+ox), whose centre
 	// maps to source row (top+oy+0.5)*scaleY - 0.5.
 	sampleBilinear(dst, t.Size, t.Size, src, float64(top)*scaleY, float64(left)*scaleX,
-		scaleY, scaleX, window{0, h, 0, w}, false, s)
+		scaleY, scaleX, window{0, h, 0, w}, false, s, norm)
 }
 
 // Resize resizes every image bilinearly to Height x Width, ignoring the
@@ -253,10 +263,15 @@ func (t Resize) OutputShape(height, width, channels int) (int, int, error) {
 }
 
 // Apply implements Transform; it draws no random numbers.
-func (t Resize) Apply(dst []float32, src Image, _ *RNG, s *Scratch) {
+func (t Resize) Apply(dst []float32, src Image, rng *RNG, s *Scratch) {
+	t.applyNormalized(dst, src, rng, s, nil)
+}
+
+// applyNormalized implements normalizingTransform.
+func (t Resize) applyNormalized(dst []float32, src Image, _ *RNG, s *Scratch, norm *affine) {
 	sampleBilinear(dst, t.Height, t.Width, src, 0, 0,
 		float64(src.Height)/float64(t.Height), float64(src.Width)/float64(t.Width),
-		window{0, src.Height, 0, src.Width}, false, s)
+		window{0, src.Height, 0, src.Width}, false, s, norm)
 }
 
 // DefaultTransforms returns the customary training and evaluation transforms

@@ -28,7 +28,9 @@ type BatchOptions struct {
 type batchCore struct {
 	src          Source
 	transform    Transform
-	scale, bias  []float32 // per output channel: v*scale + bias normalises
+	fused        normalizingTransform // transform, when it can normalise as it writes
+	scale, bias  []float32            // per output channel: v*scale + bias normalises
+	norm         affine               // scale and bias, for fused
 	seed         uint64
 	batchSize    int
 	numBatches   int
@@ -81,8 +83,9 @@ func newBatchCore(src Source, opts BatchOptions) (*batchCore, error) {
 	if numBatches == 0 {
 		return nil, fmt.Errorf("batching: %d examples make no full batch of %d (DropLast is set)", n, opts.BatchSize)
 	}
+	fused, _ := tr.(normalizingTransform)
 	return &batchCore{
-		src: src, transform: tr, scale: scale, bias: bias, seed: opts.Seed,
+		src: src, transform: tr, fused: fused, scale: scale, bias: bias, norm: affine{scale, bias}, seed: opts.Seed,
 		batchSize: opts.BatchSize, numBatches: numBatches, dropLast: opts.DropLast, shuffle: opts.Shuffle,
 		inH: h, inW: w, outH: oh, outW: ow, channels: c, exampleSize: oh * ow * c,
 		numClasses: numClasses, sourceLength: n,
@@ -134,13 +137,26 @@ func (k *batchCore) fill(images []float32, labels []int32, idx []int32, epoch in
 		// The generator lives in the scratch: a local one would escape to
 		// the heap through the interface call.
 		s.rng = NewRNG(k.seed, streamAugment, uint64(epoch), uint64(i))
-		k.transform.Apply(dst, img, &s.rng, s)
-		k.normalize(dst)
+		if k.fused != nil {
+			k.fused.applyNormalized(dst, img, &s.rng, s, &k.norm)
+		} else {
+			k.transform.Apply(dst, img, &s.rng, s)
+			k.normalize(dst)
+		}
 		labels[j] = label
 	}
 	clear(images[len(idx)*ex : k.batchSize*ex])
 	clear(labels[len(idx):k.batchSize])
 	return nil
+}
+
+// normalizingTransform is a Transform that can also apply the batcher's
+// normalisation while it writes, saving a pass over each example; its
+// result must be the same bytes as Apply followed by the normalisation.
+// norm nil means no normalisation (Apply).
+type normalizingTransform interface {
+	Transform
+	applyNormalized(dst []float32, src Image, rng *RNG, s *Scratch, norm *affine)
 }
 
 // checkExample verifies an example against the source's declared shape and classes.

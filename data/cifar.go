@@ -1,6 +1,7 @@
 package data
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -117,11 +118,11 @@ func readCIFAR(f cifarFormat, split string, paths []string) (*Dataset, error) {
 	for i, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			return nil, fmt.Errorf("dataset %s: %w", f.name, err)
+			return nil, fmt.Errorf("dataset %s: file %w", f.name, badFile(p, unwrapPath(err)))
 		}
 		if st.Size() == 0 || st.Size()%int64(record) != 0 {
-			return nil, fmt.Errorf("dataset %s: file %s has %d bytes, not a positive multiple of the %d-byte record (%d label bytes + %d pixels)",
-				f.name, p, st.Size(), record, f.labelBytes, cifarImageSize)
+			return nil, fmt.Errorf("dataset %s: file %w", f.name, badFile(p, fmt.Errorf("has %d bytes, not a positive multiple of the %d-byte record (%d label bytes + %d pixels)",
+				st.Size(), record, f.labelBytes, cifarImageSize)))
 		}
 		sizes[i] = st.Size()
 		total += int(st.Size() / int64(record))
@@ -147,11 +148,11 @@ func readCIFAR(f cifarFormat, split string, paths []string) (*Dataset, error) {
 		for r := 0; r < len(buf)/record; r++ {
 			rec := buf[r*record : (r+1)*record]
 			if f.numCoarse > 0 && int(rec[0]) >= f.numCoarse {
-				return nil, fmt.Errorf("dataset %s: file %s: record %d has coarse label %d outside [0, %d)", f.name, p, r, rec[0], f.numCoarse)
+				return nil, fmt.Errorf("dataset %s: file %w", f.name, badFile(p, fmt.Errorf("record %d has coarse label %d outside [0, %d)", r, rec[0], f.numCoarse)))
 			}
 			label := rec[f.labelBytes-1]
 			if int(label) >= f.numClasses {
-				return nil, fmt.Errorf("dataset %s: file %s: record %d has label %d outside [0, %d)", f.name, p, r, label, f.numClasses)
+				return nil, fmt.Errorf("dataset %s: file %w", f.name, badFile(p, fmt.Errorf("record %d has label %d outside [0, %d)", r, label, f.numClasses)))
 			}
 			ds.Labels[next] = int32(label)
 			chwToHWC(ds.Image(next), rec[f.labelBytes:], cifarSide*cifarSide, cifarChannels)
@@ -162,19 +163,20 @@ func readCIFAR(f cifarFormat, split string, paths []string) (*Dataset, error) {
 }
 
 // readWholeFile fills buf with the content of path, which must have exactly
-// len(buf) bytes (it was checked just before; a change in between is an error).
+// len(buf) bytes (it was checked just before; a change in between is an
+// error). Its errors are *FormatError for the file.
 func readWholeFile(path string, buf []byte) error {
 	fh, err := os.Open(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("file %w", badFile(path, unwrapPath(err)))
 	}
 	defer fh.Close()
 	if _, err := io.ReadFull(fh, buf); err != nil {
-		return fmt.Errorf("file %s: reading %d bytes: %w", path, len(buf), err)
+		return fmt.Errorf("file %w", badFile(path, fmt.Errorf("reading %d bytes: %w", len(buf), err)))
 	}
 	var extra [1]byte
 	if n, _ := fh.Read(extra[:]); n > 0 {
-		return fmt.Errorf("file %s: grew while being read", path)
+		return fmt.Errorf("file %w", badFile(path, errors.New("grew while being read")))
 	}
 	return nil
 }

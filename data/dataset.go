@@ -23,9 +23,19 @@
 // WriteIDXFile handle the idx format itself. Dataset.Validate, Subset,
 // ComputeNormalization and DefaultNormalization complete the picture.
 //
-// Image folders (Root/train/<class>/*.jpg|jpeg|png and Root/val/<class>/...)
-// are opened with OpenImageFolder, which decodes on demand, or decoded into
-// memory at a fixed size with LoadImageFolder.
+// Image folders (Root/train/<class>/*.jpg|jpeg|png and Root/val/<class>/...
+// or Root/test/<class>/..., at least two classes) are opened with
+// OpenImageFolder, which decodes on demand, or decoded into memory at a
+// fixed size with LoadImageFolder.
+//
+// # Bad data
+//
+// Errors caused by the data itself (a corrupt, truncated or vanished file, an
+// image folder laid out wrongly) wrap ErrBadData, mostly as a *FormatError
+// naming the file, so that a command line tool can report bad input
+// (errors.Is(err, ErrBadData)) rather than an internal failure. (A run
+// records fingerprints of its data files, to check a resumed run; package
+// rundir computes them.)
 //
 // # Batches
 //

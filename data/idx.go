@@ -53,11 +53,11 @@ type IDX struct {
 // ReadIDXFile reads an idx file of unsigned bytes, gzip-compressed or raw (told
 // apart by the gzip magic bytes). It validates the magic number, the
 // dimensions, and that the payload has exactly the declared length; every error
-// names the file.
+// is a *FormatError naming the file.
 func ReadIDXFile(path string) (*IDX, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("idx: %w", err)
+		return nil, fmt.Errorf("idx file %w", badFile(path, unwrapPath(err)))
 	}
 	defer f.Close()
 	return ReadIDX(f, path)
@@ -70,16 +70,16 @@ func ReadIDX(r io.Reader, name string) (*IDX, error) {
 	head, err := br.Peek(2)
 	if len(head) < 2 {
 		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("idx file %s: %w", name, err)
+			return nil, fmt.Errorf("idx file %w", badFile(name, err))
 		}
-		return nil, fmt.Errorf("idx file %s: truncated header: %d bytes", name, len(head))
+		return nil, fmt.Errorf("idx file %w", badFile(name, fmt.Errorf("truncated header: %d bytes", len(head))))
 	}
 	var src io.Reader = br
 	compressed := head[0] == 0x1f && head[1] == 0x8b
 	if compressed {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("idx file %s: corrupt gzip: %w", name, err)
+			return nil, fmt.Errorf("idx file %w", badFile(name, fmt.Errorf("corrupt gzip: %w", err)))
 		}
 		defer zr.Close()
 		src = zr
@@ -87,9 +87,9 @@ func ReadIDX(r io.Reader, name string) (*IDX, error) {
 	idx, err := decodeIDX(src)
 	if err != nil {
 		if compressed && isGzipError(err) {
-			return nil, fmt.Errorf("idx file %s: corrupt gzip stream: %w", name, err)
+			return nil, fmt.Errorf("idx file %w", badFile(name, fmt.Errorf("corrupt gzip stream: %w", err)))
 		}
-		return nil, fmt.Errorf("idx file %s: %w", name, err)
+		return nil, fmt.Errorf("idx file %w", badFile(name, err))
 	}
 	return idx, nil
 }

@@ -228,6 +228,7 @@ func TestImageFolderRejectsBadInput(t *testing.T) {
 	}
 	empty := t.TempDir()
 	os.MkdirAll(filepath.Join(empty, "train", "a"), 0o755)
+	os.MkdirAll(filepath.Join(empty, "train", "b"), 0o755)
 	if _, err := OpenImageFolder(empty, "train"); err == nil || !strings.Contains(err.Error(), "no .jpg") {
 		t.Errorf("no images: error %v", err)
 	}

@@ -116,7 +116,7 @@ func Load(name, dir, split string) (*Dataset, error) {
 		return nil, err
 	}
 	if err := ds.Validate(); err != nil {
-		return nil, fmt.Errorf("loading %s/%s: %w", name, split, err)
+		return nil, fmt.Errorf("loading %s/%s from %s: %w (%w)", name, split, strings.Join(ds.Source, ", "), err, ErrBadData)
 	}
 	return ds, nil
 }
@@ -229,24 +229,24 @@ func readMNISTLike(name, split, imagesPath, labelsPath string) (*Dataset, error)
 		return nil, fmt.Errorf("dataset %s: %w", name, err)
 	}
 	if len(images.Dims) != 3 {
-		return nil, fmt.Errorf("dataset %s: idx file %s: images have %d dimensions %v, want 3 (N, rows, columns)", name, imagesPath, len(images.Dims), images.Dims)
+		return nil, fmt.Errorf("dataset %s: idx file %w", name, badFile(imagesPath, fmt.Errorf("images have %d dimensions %v, want 3 (N, rows, columns)", len(images.Dims), images.Dims)))
 	}
 	labels, err := ReadIDXFile(labelsPath)
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: %w", name, err)
 	}
 	if len(labels.Dims) != 1 {
-		return nil, fmt.Errorf("dataset %s: idx file %s: labels have %d dimensions %v, want 1 (N)", name, labelsPath, len(labels.Dims), labels.Dims)
+		return nil, fmt.Errorf("dataset %s: idx file %w", name, badFile(labelsPath, fmt.Errorf("labels have %d dimensions %v, want 1 (N)", len(labels.Dims), labels.Dims)))
 	}
 	n := images.Dims[0]
 	if labels.Dims[0] != n {
-		return nil, fmt.Errorf("dataset %s: %d images in %s but %d labels in %s", name, n, imagesPath, labels.Dims[0], labelsPath)
+		return nil, fmt.Errorf("dataset %s: %w", name, badFile(labelsPath, fmt.Errorf("%d labels, but %s holds %d images", labels.Dims[0], imagesPath, n)))
 	}
 	const numClasses = 10
 	ls := make([]int32, n)
 	for i, b := range labels.Data {
 		if int(b) >= numClasses {
-			return nil, fmt.Errorf("dataset %s: idx file %s: label %d of example %d is outside [0, %d)", name, labelsPath, b, i, numClasses)
+			return nil, fmt.Errorf("dataset %s: idx file %w", name, badFile(labelsPath, fmt.Errorf("label %d of example %d is outside [0, %d)", b, i, numClasses)))
 		}
 		ls[i] = int32(b)
 	}

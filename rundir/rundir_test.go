@@ -213,3 +213,46 @@ func TestReadRecordUpgradesOldRecords(t *testing.T) {
 		t.Errorf("old record read as %+v", rec.Config)
 	}
 }
+
+func TestFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small.bin")
+	if err := os.WriteFile(small, []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fp, err := Fingerprint(small)
+	// SHA-256 of "abc", a published test vector.
+	if err != nil || fp.Method != "full" || fp.Size != 3 || fp.SHA256 != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Fatalf("small file: %+v, %v", fp, err)
+	}
+	big := make([]byte, fullHashLimit+3*edgeBytes)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	bigPath := filepath.Join(dir, "big.bin")
+	if err := os.WriteFile(bigPath, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Fingerprint(bigPath)
+	if err != nil || !strings.HasPrefix(a.Method, "head+tail") {
+		t.Fatalf("big file: %+v, %v", a, err)
+	}
+	big[len(big)-1] ^= 1 // the tail changes the hash
+	if err := os.WriteFile(bigPath, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := Fingerprint(bigPath); b.SHA256 == a.SHA256 {
+		t.Error("a change in the last bytes did not change the fingerprint")
+	}
+	// A folder: the listing of names and sizes.
+	before, err := Fingerprint(dir)
+	if err != nil || before.Size != int64(3+len(big)) {
+		t.Fatalf("folder: %+v, %v", before, err)
+	}
+	if err := os.WriteFile(small, []byte("abcd"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := Fingerprint(dir); after.SHA256 == before.SHA256 {
+		t.Error("a file of another size did not change the folder's fingerprint")
+	}
+}

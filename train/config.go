@@ -36,7 +36,7 @@ import (
 type Config rundir.Config
 
 // DataImageFolder is the Config.Data value of an image folder dataset
-// (DataDir/train/<class>/*.jpg and DataDir/val/<class>/*.jpg), read with the
+// (DataDir/train/<class>/*.jpg and DataDir/val/<class>/*.jpg, or test/ for val/), read with the
 // data package's ImageFolder.
 const DataImageFolder = "imagefolder"
 

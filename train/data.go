@@ -138,7 +138,7 @@ func loadSplit(cfg *Config, which string, size int) (*split, error) {
 	s := &split{eval: evalTransform(cfg.Data, cfg.ImageSize), workers: 2}
 	if cfg.Data == DataImageFolder {
 		if cfg.DataDir == "" {
-			return nil, fieldErrorf("data-dir", "--data %s needs the folder holding train/<class>/ and val/<class>/", DataImageFolder)
+			return nil, fieldErrorf("data-dir", "--data %s needs the folder holding train/<class>/ and val/<class>/ (or test/<class>/)", DataImageFolder)
 		}
 		f, err := data.OpenImageFolder(cfg.DataDir, which)
 		if err != nil {

@@ -72,7 +72,7 @@ func (intList) IsList() bool { return true }
 // grids and searches vary: every tool that turns flags into a Config goes
 // through here.
 func DefineFlags(fs *flag.FlagSet, cfg *Config) {
-	fs.StringVar(&cfg.Data, "data", cfg.Data, "dataset: "+strings.Join(DataNames(), ", ")+" (imagefolder: --data-dir holds train/<class>/ and val/<class>/ image folders)")
+	fs.StringVar(&cfg.Data, "data", cfg.Data, "dataset: "+strings.Join(DataNames(), ", ")+" (imagefolder: --data-dir holds train/<class>/ and val/<class>/ (or test/<class>/) image folders)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory holding the dataset files (default: the dataset's usual location; required for imagefolder)")
 	fs.BoolVar(&cfg.SmallStem, "small-stem", cfg.SmallStem, "give ImageNet-style ResNets a 3x3/1 stem without max pool, for small images (28x28, 32x32)")
 	fs.IntVar(&cfg.ImageSize, "image-size", cfg.ImageSize, "side of the square images of --data imagefolder (0: 224); training takes random resized crops, evaluation resizes and centre-crops")

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/sgt-dev/sgt/data"
 	"github.com/sgt-dev/sgt/train"
 )
 
@@ -27,7 +28,7 @@ func init() {
 func trainError(err error, out string) error {
 	var fe *train.FieldError
 	switch {
-	case errors.As(err, &fe):
+	case errors.As(err, &fe), errors.Is(err, data.ErrBadData):
 		return usageError{err}
 	case errors.Is(err, train.ErrFinishedRun), errors.Is(err, train.ErrUnfinishedRun):
 		return usagef("--out: %w", err)

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"slices"
@@ -203,5 +206,41 @@ func TestTrainRecordsMeasurements(t *testing.T) {
 	if lines[0] != "step,layer,filter,norm" || len(lines) != 1+2*filters || !strings.HasPrefix(lines[1], "0,resnet/stem/conv,0,") ||
 		!strings.HasPrefix(lines[len(lines)-1], "2,resnet/stage3/block3/conv2,63,") {
 		t.Errorf("filter_norms.csv: %d lines, first %q, last %q", len(lines), lines[:2], lines[len(lines)-1])
+	}
+}
+
+// TestTrainBadImagesExitTwo: a corrupt image in an image folder is bad
+// input (exit status 2, naming the file), found while training.
+func TestTrainBadImagesExitTwo(t *testing.T) {
+	root := t.TempDir()
+	for _, split := range []string{"train", "val"} {
+		for c, class := range []string{"a", "b"} {
+			dir := filepath.Join(root, split, class)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 4 {
+				img := image.NewGray(image.Rect(0, 0, 8, 8))
+				for p := range img.Pix {
+					img.Pix[p] = uint8(40*c + 10*i + p)
+				}
+				var b bytes.Buffer
+				if err := png.Encode(&b, img); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.png", i)), b.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	bad := filepath.Join(root, "train", "b", "2.png")
+	if err := os.WriteFile(bad, []byte("not a png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "train", "--data", "imagefolder", "--data-dir", root, "--image-size", "8", "--model", "mlp",
+		"--batch-size", "4", "--train-eval-size", "0", "--quiet")
+	if code != 2 || !strings.Contains(errOut, bad) {
+		t.Errorf("corrupt image: exit %d, stderr %q; want 2 naming %s", code, errOut, bad)
 	}
 }
