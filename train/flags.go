@@ -66,6 +66,32 @@ func (l intList) Set(s string) error {
 // IsList implements ListFlag.
 func (intList) IsList() bool { return true }
 
+// PrecisionValue is a flag.Value for a precision, bound to a string: it
+// takes the names of PrecisionNames and the usual short forms (bf16, fp32,
+// f32) and stores the full name.
+type PrecisionValue struct{ P *string }
+
+// String implements flag.Value.
+func (v PrecisionValue) String() string {
+	if v.P == nil {
+		return ""
+	}
+	return *v.P
+}
+
+// Set implements flag.Value.
+func (v PrecisionValue) Set(s string) error {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "bfloat16", "bf16":
+		*v.P = PrecisionBF16
+	case "float32", "fp32", "f32":
+		*v.P = PrecisionFloat32
+	default:
+		return fmt.Errorf("unknown precision %q (known: %s, bf16)", s, strings.Join(PrecisionNames, ", "))
+	}
+	return nil
+}
+
 // DefineFlags defines on fs one flag per setting of Config, bound to cfg:
 // parsing fs writes into cfg, and each flag's default is cfg's value when
 // DefineFlags is called. These are the flags of "sgt train", and the ones
@@ -106,7 +132,7 @@ func DefineFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.Float64Var(&cfg.ZeroThreshold, "zero-threshold", cfg.ZeroThreshold, "absolute threshold below which a conv filter's weight L2 norm, or a pooled feature's mean |activation| on the test set, counts as zeroed out")
 	fs.IntVar(&cfg.FilterNormsEvery, "filter-norms-every", cfg.FilterNormsEvery, "append every conv filter's weight norm to filter_norms.csv every N steps (-1: at the end of every epoch, 0: never)")
 	fs.StringVar(&cfg.Backend, "backend", cfg.Backend, "GoMLX backend (default: automatic); convolutional models need cpu or xla")
-	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "compute precision: "+strings.Join(PrecisionNames, ", ")+" (bfloat16: mixed precision with float32 weights, loss and tampered softmax; needs a backend with bfloat16 arithmetic, such as XLA on a GPU)")
+	fs.Var(PrecisionValue{&cfg.Precision}, "precision", "compute precision: "+strings.Join(PrecisionNames, ", ")+" (or bf16; bfloat16: mixed precision with float32 weights, loss and tampered softmax; needs a backend with bfloat16 arithmetic, such as XLA on a GPU)")
 }
 
 // FlagSet returns a flag set holding the flags of DefineFlags bound to cfg,

@@ -90,6 +90,7 @@ type benchConfig struct {
 	seed                   uint64
 	asJSON                 bool
 	precision              string
+	classes                int
 }
 
 // runBench implements "sgt bench": it times training steps (forward, mean
@@ -112,7 +113,9 @@ func runBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	fs.IntVar(&cfg.threads, "threads", 0, "GOMAXPROCS for the run (0: leave as is)")
 	fs.StringVar(&cfg.isa, "isa", "", "kernel family of the cpu backend: "+strings.Join(kernels.AvailableISAs(), ", ")+" (default: the fastest this CPU has)")
 	fs.Float64Var(&cfg.lr, "lr", 0.1, "learning rate")
-	fs.StringVar(&cfg.precision, "precision", train.PrecisionFloat32, "compute precision: "+strings.Join(train.PrecisionNames, ", ")+" (bfloat16 needs a backend with bfloat16 arithmetic, such as XLA on a GPU)")
+	cfg.precision = train.PrecisionFloat32
+	fs.Var(train.PrecisionValue{P: &cfg.precision}, "precision", "compute precision: "+strings.Join(train.PrecisionNames, ", ")+" or bf16 (bfloat16 needs a backend with bfloat16 arithmetic, such as XLA on a GPU)")
+	fs.IntVar(&cfg.classes, "classes", 0, "number of classes (default: the model's preset, 10 for most)")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "seed of the random data and initialisation")
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
@@ -127,6 +130,9 @@ func runBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	}
 	if cfg.batch == 0 {
 		cfg.batch = preset.batch
+	}
+	if cfg.classes > 0 {
+		preset.classes = cfg.classes
 	}
 	switch {
 	case cfg.batch < 1:
@@ -147,8 +153,8 @@ func runBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return usagef("--threads must be >= 0, got %d", cfg.threads)
 	case !(cfg.lr > 0) || math.IsInf(cfg.lr, 0):
 		return usagef("--lr must be a positive number, got %v", cfg.lr)
-	case !slices.Contains(train.PrecisionNames, cfg.precision):
-		return usagef("--precision: unknown precision %q (known: %s)", cfg.precision, strings.Join(train.PrecisionNames, ", "))
+	case cfg.classes < 0 || cfg.classes == 1:
+		return usagef("--classes must be at least 2, got %d", cfg.classes)
 	}
 	backendName, _, _ := strings.Cut(backend.Resolve(cfg.backend), ":")
 	if !slices.Contains(backend.Names(), backendName) {
