@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sgt-dev/sgt/data"
 	"github.com/sgt-dev/sgt/rundir"
 	"github.com/sgt-dev/sgt/train"
 	"github.com/sgt-dev/sgt/train/optim"
@@ -242,5 +243,47 @@ func TestTrainBadImagesExitTwo(t *testing.T) {
 		"--batch-size", "4", "--train-eval-size", "0", "--quiet")
 	if code != 2 || !strings.Contains(errOut, bad) {
 		t.Errorf("corrupt image: exit %d, stderr %q; want 2 naming %s", code, errOut, bad)
+	}
+}
+
+// TestBadInputExitsTwo: bad input that an adversarial run found exiting 1
+// exits 2 with one line naming the flag, file or value.
+func TestBadInputExitsTwo(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "plain")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// MNIST-style files whose train and test images differ in size.
+	mixed := t.TempDir()
+	for split, size := range map[string]int{"train": 28, "t10k": 20} {
+		n := 64
+		pix := make([]byte, n*size*size)
+		labels := make([]byte, n)
+		for i := range labels {
+			labels[i] = byte(i % 10)
+		}
+		if err := data.WriteIDXFile(filepath.Join(mixed, split+"-images-idx3-ubyte"), []int{n, size, size}, pix, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := data.WriteIDXFile(filepath.Join(mixed, split+"-labels-idx1-ubyte"), []int{n}, labels, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "--out", file, "--epochs", "1", "--train-size", "256", "--test-size", "64"}, "--out"},
+		{[]string{"train", "--data-dir", mixed, "--batch-size", "32"}, "differ in shape"},
+		{[]string{"train", "--no-such-flag"}, "no-such-flag"},
+		{[]string{"search", "--metric", "accuracy"}, "--metric"},
+		{[]string{"demo", "--model", "nosuchmodel"}, "--model"},
+		{[]string{"grid", "--data", "nosuchdata"}, "--data"},
+	} {
+		code, _, errOut := runCLI(t, c.args...)
+		lines := strings.Count(strings.TrimSpace(errOut), "\n") + 1
+		if code != 2 || !strings.Contains(errOut, c.want) || lines > 2 {
+			t.Errorf("sgt %q: exit %d, stderr %q; want exit 2 and a short message naming %s", c.args, code, errOut, c.want)
+		}
 	}
 }
