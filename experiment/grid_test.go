@@ -340,3 +340,45 @@ func TestGridOfRecipe(t *testing.T) {
 		t.Fatalf("grid over a recipe with --alpha: %+v %v", g, err)
 	}
 }
+
+// TestLegacyGridKeepsWorking: a grid directory written before trials
+// carried configurations (trials as "sgt train" words, the grid as flags)
+// resumes: finished trials are kept, the others run with the settings
+// their words give.
+func TestLegacyGridKeepsWorking(t *testing.T) {
+	dir := t.TempDir()
+	legacy := `{"kind": "grid", "command": ["sgt", "grid"],
+	  "grid": {"flags": [{"name": "model", "value": "mlp"}, {"name": "alpha", "value": "1"}, {"name": "epochs", "value": "2"}, {"name": "quiet", "bare": true}],
+	           "axes": [{"name": "alpha", "values": ["1", "0.3"]}], "seeds": [0]},
+	  "axes": [{"name": "alpha", "values": ["1", "0.3"]}], "seeds": [0],
+	  "trials": [
+	    {"index": 0, "name": "alpha=1_seed=0", "dir": "alpha=1_seed=0", "args": ["--model=mlp", "--alpha=1", "--epochs=2", "--quiet", "--seed=0"], "settings": [{"name": "alpha", "value": "1"}, {"name": "seed", "value": "0"}], "seed": 0},
+	    {"index": 1, "name": "alpha=0.3_seed=0", "dir": "alpha=0.3_seed=0", "args": ["--model=mlp", "--alpha=0.3", "--epochs=2", "--quiet", "--seed=0"], "settings": [{"name": "alpha", "value": "0.3"}, {"name": "seed", "value": "0"}], "seed": 0}]}`
+	if err := os.WriteFile(filepath.Join(dir, ManifestFile), []byte(legacy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The first trial finished under the old version, which recorded the
+	// evaluation batch size it filled in.
+	old, err := train.ConfigFor("", set("model", "mlp", "alpha", "1", "epochs", "2", "seed", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.EvalBatchSize = old.BatchSize
+	fake := &fakeTrain{}
+	if err := fake.run(context.Background(), Trial{Config: old}, mkdir(t, filepath.Join(dir, "alpha=1_seed=0")), false, io.Discard, nil); err != nil {
+		t.Fatal(err)
+	}
+	fake.calls = nil
+	m, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Grid.Recipe != "" || len(m.Grid.Fixed) != 2 || m.Trials[1].Config.Alpha != 0.3 || m.Trials[1].Config.Epochs != 2 {
+		t.Fatalf("legacy manifest read as grid %+v, trial %+v", m.Grid, m.Trials[1].Config)
+	}
+	g := mustGrid(t, set("model", "mlp", "alpha", "1,0.3", "epochs", "2"), []int{0})
+	sum, _, err := RunGrid(context.Background(), dir, g, nil, &Runner{Train: fake.run})
+	if err != nil || sum.Skipped != 1 || sum.Done != 1 || fake.numCalls() != 1 || fake.calls[0].trial.Config.Alpha != 0.3 {
+		t.Fatalf("legacy grid rerun: %+v %v, calls %+v", sum, err, fake.calls)
+	}
+}

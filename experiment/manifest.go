@@ -141,8 +141,11 @@ func ReadManifest(dir string) (*Manifest, error) {
 		}
 		if json.Unmarshal(raw, &old) == nil && old.Grid != nil {
 			for _, f := range old.Grid.Flags {
-				if f.Name == "recipe" {
+				switch f.Name {
+				case "recipe":
 					m.Grid.Recipe = f.Value
+					continue
+				case "quiet", "force", "keep-checkpoints":
 					continue
 				}
 				v := f.Value
@@ -186,9 +189,12 @@ func legacyConfig(args []string) (train.Config, error) {
 		if !hasValue {
 			value = "true"
 		}
-		if name == "recipe" {
+		switch name {
+		case "recipe":
 			recipe = value
 			continue
+		case "quiet", "force", "keep-checkpoints":
+			continue // options of sgt train that are no run settings
 		}
 		settings = append(settings, train.Setting{Name: name, Value: value})
 	}

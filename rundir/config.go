@@ -166,9 +166,12 @@ func formatValue(v reflect.Value) string {
 }
 
 // Diff returns the settings in which a and b differ, one "key: a vs b"
-// entry per field, in declaration order; nil when they are equal (an empty
-// and a nil list count as equal).
+// entry per field, in declaration order; nil when they are equal. Settings
+// that mean the same are equal: an empty and a nil list, an evaluation
+// batch size of 0 and the training batch size, and the values records of
+// earlier versions lack (see upgrade).
 func Diff(a, b Config) []string {
+	a, b = a.canonical(), b.canonical()
 	fa, fb := a.Fields(), b.Fields()
 	var out []string
 	for i := range fa {
@@ -288,6 +291,16 @@ func ReadRecord(dir string) (*Record, error) {
 	}
 	rec.Config.upgrade()
 	return &rec, nil
+}
+
+// canonical returns c with the settings that have two spellings of the
+// same meaning written one way.
+func (c Config) canonical() Config {
+	c.upgrade()
+	if c.EvalBatchSize == 0 {
+		c.EvalBatchSize = c.BatchSize
+	}
+	return c
 }
 
 // upgrade gives the settings that records of earlier versions lack the
