@@ -154,7 +154,7 @@ func TestBatchNormWorkerInvariant(t *testing.T) {
 			name := fmt.Sprintf("layout %+v", l)
 			checkWorkerInvariant(t, "training "+name, func() []float32 {
 				out := make([]float32, n+2*nf)
-				if err := BatchNormTraining(x, scale, offset, 1e-5, l, out[:n], out[n:n+nf], out[n+nf:]); err != nil {
+				if err := BatchNormTraining(x, scale, offset, 1e-5, l, BatchNormEpilogue[float32]{}, out[:n], out[n:n+nf], out[n+nf:]); err != nil {
 					t.Fatal(err)
 				}
 				return out
@@ -165,7 +165,7 @@ func TestBatchNormWorkerInvariant(t *testing.T) {
 			}
 			checkWorkerInvariant(t, "gradient "+name, func() []float32 {
 				out := make([]float32, n+2*nf)
-				if err := BatchNormGradient(x, scale, mean, variance, g, 1e-5, l, out[:n], out[n:n+nf], out[n+nf:]); err != nil {
+				if err := BatchNormGradient(x, scale, mean, variance, g, 1e-5, l, BatchNormReLUGrad[float32]{}, out[:n], out[n:n+nf], out[n+nf:]); err != nil {
 					t.Fatal(err)
 				}
 				return out
