@@ -139,37 +139,40 @@ func bnKernel[T float32 | float64](op backends.OpType, d *bnData) kernelFn {
 		var err error
 		switch op {
 		case backends.OpTypeBatchNormForTraining:
-			switch {
-			case mask && relu:
-				err = kernels.BatchNormTrainingReLUMask(f(0), f(1), f(2), eps, l, o(3), outs[0].([]uint8), o(1), o(2))
-			case mask:
-				err = kernels.BatchNormTrainingAddReLUMask(f(0), f(3), f(1), f(2), eps, l, o(3), outs[0].([]uint8), o(1), o(2))
-			case relu:
-				err = kernels.BatchNormTrainingReLUPre(f(0), f(1), f(2), eps, l, o(3), o(0), o(1), o(2))
-			case addReLU:
-				err = kernels.BatchNormTrainingAddReLUPre(f(0), f(3), f(1), f(2), eps, l, o(3), o(0), o(1), o(2))
-			default:
-				err = kernels.BatchNormTraining(f(0), f(1), f(2), eps, l, o(0), o(1), o(2))
-			}
-		case backends.OpTypeBatchNormForInference:
-			if relu {
-				err = kernels.BatchNormInferenceReLU(f(0), f(1), f(2), f(3), f(4), eps, l, o(0))
-			} else {
-				err = kernels.BatchNormInference(f(0), f(1), f(2), f(3), f(4), eps, l, o(0))
-			}
-		case backends.OpTypeBatchNormGradient:
-			switch {
-			case mask:
-				var masked []T
-				if len(outs) > 3 {
-					masked = o(3)
+			// With a ReLU, the fourth output is the ReLU's output and the
+			// first its input (or a ReLU mask of it); with addReLU, the
+			// fourth input is the residual.
+			var ep kernels.BatchNormEpilogue[T]
+			normalized := outs[0]
+			if relu || addReLU {
+				ep.ReLU = true
+				normalized = outs[3]
+				if addReLU {
+					ep.Residual = f(3)
 				}
-				err = kernels.BatchNormGradientReLUMask(f(0), f(1), f(2), f(3), f(4), ins[5].([]uint8), eps, l, o(0), o(1), o(2), masked)
-			case reluPre:
-				err = kernels.BatchNormGradientReLUPre(f(0), f(1), f(2), f(3), f(4), f(5), eps, l, o(0), o(1), o(2))
-			default:
-				err = kernels.BatchNormGradient(f(0), f(1), f(2), f(3), f(4), eps, l, o(0), o(1), o(2))
+				if mask {
+					ep.Mask = outs[0].([]uint8)
+				} else {
+					ep.PreAct = o(0)
+				}
 			}
+			err = kernels.BatchNormTraining(f(0), f(1), f(2), eps, l, ep, normalized.([]T), o(1), o(2))
+		case backends.OpTypeBatchNormForInference:
+			err = kernels.BatchNormInference(f(0), f(1), f(2), f(3), f(4), eps, l, kernels.BatchNormEpilogue[T]{ReLU: relu}, o(0))
+		case backends.OpTypeBatchNormGradient:
+			// With reluPre, the sixth input is the ReLU's input (or a ReLU
+			// mask of it), and a fourth output, if any, the masked gradient.
+			var r kernels.BatchNormReLUGrad[T]
+			switch {
+			case mask:
+				r.Mask = ins[5].([]uint8)
+				if len(outs) > 3 {
+					r.MaskedGrad = o(3)
+				}
+			case reluPre:
+				r.PreAct = f(5)
+			}
+			err = kernels.BatchNormGradient(f(0), f(1), f(2), f(3), f(4), eps, l, r, o(0), o(1), o(2))
 		}
 		if err != nil {
 			panic(err)

@@ -14,30 +14,30 @@ import (
 //
 // Forward: Max(bn, 0), with bn the normalized output of a
 // BatchNormForTraining, becomes a fourth output of the batch-norm step
-// (kernels.BatchNormTrainingReLUPre writes the ReLU's output and its input
-// in the same pass), so the separate ReLU pass, which read bn back from
-// memory, disappears. bn keeps its value: GoMLX's ReLU gradient reads it.
-// Likewise the residual Max(Add(bn, r), 0), when the Add is bn's only
-// reader (kernels.BatchNormTrainingAddReLUPre): bn's storage then holds
-// the sum, and the Add becomes an alias of it.
+// (kernels.BatchNormTraining with a ReLU epilogue writes the ReLU's output
+// and keeps its input in the same pass), so the separate ReLU pass, which
+// read bn back from memory, disappears. bn keeps its value: GoMLX's ReLU
+// gradient reads it. Likewise the residual Max(Add(bn, r), 0), when the Add
+// is bn's only reader (an epilogue with the residual r): bn's storage then
+// holds the sum, and the Add becomes an alias of it.
 //
 // Inference: Max(bn, 0), with bn a BatchNormForInference read by nothing
-// else, is computed by the batch norm (kernels.BatchNormInferenceReLU) and
-// the Max becomes an alias of it.
+// else, is computed by the batch norm (a ReLU epilogue) and the Max becomes
+// an alias of it.
 //
 // Backward: BatchNormGradient whose gradOut is GoMLX's ReLU gradient,
 // Mul(v, Sign(Add(Sign(a - 0), 1))), read by nothing else, takes v and a
 // instead and applies the mask inside both of its passes
-// (kernels.BatchNormGradientReLUPre, GoMLX's rule: v where a >= 0, 0 where
-// a < 0, NaN where a is NaN), so the masking pass disappears.
+// (kernels.BatchNormReLUGrad, GoMLX's rule: v where a >= 0, 0 where a < 0,
+// NaN where a is NaN), so the masking pass disappears.
 //
 // ReLU masks: when the ReLU input a fused training batch norm keeps (its
 // first output) is read only as the mask of fused batch-norm gradients
 // (directly, or through the identity the residual add became), it is
 // replaced by a ReLU mask (kernels.ReLUMaskBytes: two bitmaps, 1/32 of its
 // size): the forward pass no longer writes a full tensor that the backward
-// pass reads twice (kernels.BatchNormTrainingReLUMask, AddReLUMask and
-// GradientReLUMask). This needs float32 data, channels-last.
+// pass reads twice (the Mask of kernels.BatchNormEpilogue and of
+// kernels.BatchNormReLUGrad). This needs float32 data, channels-last.
 //
 // Values equal the unfused graph's except for the sign of zero (the
 // kernels' ReLU keeps -0 where Go's max gives +0; the masked gradient is +0

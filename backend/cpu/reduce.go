@@ -420,8 +420,32 @@ func reduceBool(p *reducePlan) kernelFn {
 	}
 }
 
+// reducePartMin is the least number of input elements, and
+// reducePartRows of input elements per output element, each part of a
+// reduction of its outermost axis sums; reduceMaxParts bounds the number of
+// parts.
+const (
+	reducePartMin  = 1 << 15
+	reducePartRows = 16
+	reduceMaxParts = 32
+)
+
+// reduceParts returns the number of parts the outermost axis of p, when it
+// is reduced, is split into (1: none). Each part is reduced into its own
+// partial output, and the partials are combined in order: the number
+// depends on the shape only, never on the number of workers, so that the
+// result is the same whatever that number.
+func reduceParts(p *reducePlan) int {
+	if !p.firstAxisIsReduced || p.inSize < reduceParallelMin {
+		return 1
+	}
+	return max(1, min(p.dims[0], reduceMaxParts, p.inSize/reducePartMin, p.inSize/(reducePartRows*max(1, p.outSize))))
+}
+
 // reduceDrive runs a reduction plan: it initialises out with the identity
 // and iterates over the input, splitting the work across workers when large.
+// Results do not depend on the number of workers: a reduced outermost axis
+// is split into reduceParts parts whatever it is.
 func reduceDrive[T any](p *reducePlan, out, in []T, id T,
 	run func(dst []T, dOff, dStr int, src []T, sOff, sStr, n int), combine func(dst, src []T)) {
 	for i := range out {
@@ -435,34 +459,34 @@ func reduceDrive[T any](p *reducePlan, out, in []T, id T,
 		return
 	}
 	d0 := p.dims[0]
-	if p.inSize < reduceParallelMin || d0 < 2 || kernels.Workers() < 2 {
-		reduceRange(p, out, in, 0, d0, run)
-		return
-	}
-	if !p.firstAxisIsReduced {
+	parts := reduceParts(p)
+	if parts == 1 {
+		if p.firstAxisIsReduced || p.inSize < reduceParallelMin || d0 < 2 {
+			reduceRange(p, out, in, 0, d0, run)
+			return
+		}
+		// The outermost axis is kept: workers write disjoint outputs.
 		kernels.Parallel(d0, 1, func(lo, hi int) { reduceRange(p, out, in, lo, hi, run) })
 		return
 	}
-	// The outermost axis is reduced: each worker reduces a range of it into
-	// its own partial output, then partials are combined.
-	nw := min(kernels.Workers(), d0)
-	partials := make([][]T, nw)
-	kernels.Parallel(nw, 1, func(lo, hi int) {
+	// Part 0 reduces into out, the others into their own partial outputs,
+	// combined into out in order.
+	partials := make([]T, (parts-1)*len(out))
+	kernels.Parallel(parts, 1, func(lo, hi int) {
 		for w := lo; w < hi; w++ {
-			a, b := w*d0/nw, (w+1)*d0/nw
+			a, b := w*d0/parts, (w+1)*d0/parts
 			dst := out
 			if w > 0 {
-				dst = make([]T, len(out))
+				dst = partials[(w-1)*len(out) : w*len(out)]
 				for i := range dst {
 					dst[i] = id
 				}
-				partials[w] = dst
 			}
 			reduceRange(p, dst, in, a, b, run)
 		}
 	})
-	for _, part := range partials[1:] {
-		combine(out, part)
+	for w := 1; w < parts; w++ {
+		combine(out, partials[(w-1)*len(out):w*len(out)])
 	}
 }
 

@@ -301,8 +301,8 @@ func bnAffineBits[T KernelFloat](l BatchNormLayout, src, res, hi, lo, coef, add,
 // bitmaps of (n+7)/8 bytes each, the first with bit i (bit i%8 of byte
 // i/8) set where the ReLU's input element i is >= 0 (including -0 and
 // +Inf), the second where it is NaN. A mask stands in for the ReLU's input
-// (32 times larger) in GoMLX's ReLU gradient: see
-// BatchNormTrainingReLUMask and BatchNormGradientReLUMask.
+// (32 times larger) in GoMLX's ReLU gradient: see BatchNormEpilogue.Mask
+// and BatchNormReLUGrad.Mask.
 func ReLUMaskBytes(n int) int { return 2 * ((n + 7) / 8) }
 
 // bnCheckMask checks that l suits a ReLU mask (channels-last, a multiple
@@ -313,6 +313,108 @@ func bnCheckMask(op string, l BatchNormLayout, mask []uint8) error {
 	}
 	if want := ReLUMaskBytes(l.Size()); len(mask) != want {
 		return fmt.Errorf("kernels.%s: mask has %d bytes, want %d for layout %+v", op, len(mask), want, l)
+	}
+	return nil
+}
+
+// bnCheckFull checks that s, if not nil, has l.Size() elements.
+func bnCheckFull[T KernelFloat](op, name string, l BatchNormLayout, s []T) error {
+	if s != nil && len(s) != l.Size() {
+		return fmt.Errorf("kernels.%s: %s has %d elements, want %d for layout %+v", op, name, len(s), l.Size(), l)
+	}
+	return nil
+}
+
+// BatchNormEpilogue is what BatchNormTraining and BatchNormInference do
+// with the normalised value y in the same pass, before writing it as their
+// normalized output: y + Residual if Residual is set, then max(·, 0) if
+// ReLU (NaN stays NaN), keeping the ReLU's input in PreAct or Mask for the
+// gradient (BatchNormReLUGrad). The zero value does nothing.
+//
+// For backend/cpu: Max(bn, 0) after a batch norm is ReLU; a residual
+// block's Max(Add(bn, r), 0) is Residual r with ReLU. GoMLX's ReLU gradient
+// reads the ReLU's input: keep it in PreAct, or, when only fused batch-norm
+// gradients read it, as a 32 times smaller Mask.
+type BatchNormEpilogue[T KernelFloat] struct {
+	// Residual, if not nil, is added to the normalised value: l.Size()
+	// elements in x's layout.
+	Residual []T
+	// ReLU applies max(·, 0) after the residual add.
+	ReLU bool
+	// PreAct, if not nil, receives the ReLU's input (the normalised value
+	// plus Residual): l.Size() elements in x's layout. It needs ReLU.
+	PreAct []T
+	// Mask, if not nil, receives the ReLU's input as a ReLU mask
+	// (ReLUMaskBytes(l.Size()) bytes) instead. It needs ReLU, excludes
+	// PreAct, and a channels-last layout (l.Inner == 1) with a multiple of
+	// 8 features.
+	Mask []uint8
+}
+
+// check validates the epilogue for layout l.
+func (e *BatchNormEpilogue[T]) check(op string, l BatchNormLayout) error {
+	if err := bnCheckFull(op, "epilogue residual", l, e.Residual); err != nil {
+		return err
+	}
+	if err := bnCheckFull(op, "epilogue preAct", l, e.PreAct); err != nil {
+		return err
+	}
+	if (e.PreAct != nil || e.Mask != nil) && !e.ReLU {
+		return fmt.Errorf("kernels.%s: the epilogue keeps the ReLU's input (preAct or mask) without a ReLU", op)
+	}
+	if e.Mask != nil {
+		if e.PreAct != nil {
+			return fmt.Errorf("kernels.%s: the epilogue keeps the ReLU's input both as preAct and as a mask", op)
+		}
+		return bnCheckMask(op, l, e.Mask)
+	}
+	return nil
+}
+
+// BatchNormReLUGrad tells BatchNormGradient that the batch norm's output
+// went through the ReLU of a BatchNormEpilogue, whose input it kept: the
+// batch norm's output gradient is then gradOut masked by GoMLX's ReLU
+// gradient rule (Max(a, 0) differentiates as v * NonNegativeIndicator(a) =
+// v * Sign(Sign(a)+1)), in both passes of the gradient:
+//
+//	gradOut      where the ReLU's input is >= 0 (including -0 and +Inf)
+//	0            where it is < 0
+//	NaN          where it is NaN
+//
+// The zero value applies no mask. For backend/cpu: use it when
+// Mul(gradOut, NonNegativeIndicator(a)), with a the Max's input, feeds
+// BatchNormGradient's gradOut.
+type BatchNormReLUGrad[T KernelFloat] struct {
+	// PreAct is the ReLU's input (BatchNormEpilogue.PreAct): l.Size()
+	// elements in x's layout.
+	PreAct []T
+	// Mask is the ReLU's input as a ReLU mask (BatchNormEpilogue.Mask),
+	// instead of PreAct; it needs a channels-last layout with a multiple of
+	// 8 features.
+	Mask []uint8
+	// MaskedGrad, if not nil, receives the masked output gradient (the
+	// gradient of the ReLU's input, which a residual block also passes to
+	// its shortcut) in the same pass: l.Size() elements. It needs PreAct
+	// or Mask.
+	MaskedGrad []T
+}
+
+// check validates the options for layout l.
+func (r *BatchNormReLUGrad[T]) check(op string, l BatchNormLayout) error {
+	if err := bnCheckFull(op, "ReLU preAct", l, r.PreAct); err != nil {
+		return err
+	}
+	if err := bnCheckFull(op, "ReLU maskedGrad", l, r.MaskedGrad); err != nil {
+		return err
+	}
+	if r.MaskedGrad != nil && r.PreAct == nil && r.Mask == nil {
+		return fmt.Errorf("kernels.%s: maskedGrad without a ReLU input (preAct or mask)", op)
+	}
+	if r.Mask != nil {
+		if r.PreAct != nil {
+			return fmt.Errorf("kernels.%s: the ReLU's input is given both as preAct and as a mask", op)
+		}
+		return bnCheckMask(op, l, r.Mask)
 	}
 	return nil
 }
@@ -340,101 +442,28 @@ func bnReLU[T KernelFloat](y T) T {
 
 // BatchNormTraining normalises x with its batch statistics (XLA's
 // batch_norm_training): for each feature f, mean[f] and variance[f] are the
-// mean and the biased variance of its M = l.PerFeature() elements, and
-// normalized = (x - mean[f]) * scale[f] / sqrt(variance[f] + epsilon) +
-// offset[f]. x and normalized have l.Size() elements; scale, offset, mean and
-// variance have l.Features. Statistics are accumulated in float64 around a
-// per-feature shift (a sample of the feature), so they are accurate even for
-// float32 data with a large mean.
-func BatchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T) error {
-	return batchNormTraining("BatchNormTraining", x, nil, scale, offset, epsilon, l, normalized, nil, nil, mean, variance, false)
-}
-
-// BatchNormTrainingReLU is BatchNormTraining followed by a ReLU in the same
-// pass: normalized = max(BatchNormTraining's normalized, 0) (NaN stays NaN);
-// mean and variance are those of BatchNormTraining. For backend/cpu: use it
-// for Max(GetTupleElement(BatchNormForTraining(x, ...), 0), 0) when the
-// batch-norm output has no other use; its gradient is
-// BatchNormGradientReLU.
-func BatchNormTrainingReLU[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T) error {
-	return batchNormTraining("BatchNormTrainingReLU", x, nil, scale, offset, epsilon, l, normalized, nil, nil, mean, variance, true)
-}
-
-// BatchNormTrainingReLUPre is BatchNormTrainingReLU that also writes the
-// ReLU's input, BatchNormTraining's normalized output before the ReLU, to
-// preAct (l.Size() elements, x's layout), in the same pass. For
-// backend/cpu: use it when the ReLU's input is needed by GoMLX's ReLU
-// gradient (BatchNormGradientReLUPre takes it as the mask).
-func BatchNormTrainingReLUPre[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, preAct, mean, variance []T) error {
-	if len(preAct) != l.Size() {
-		return fmt.Errorf("kernels.BatchNormTrainingReLUPre: preAct has %d elements, want %d for layout %+v", len(preAct), l.Size(), l)
-	}
-	return batchNormTraining("BatchNormTrainingReLUPre", x, nil, scale, offset, epsilon, l, normalized, preAct, nil, mean, variance, true)
-}
-
-// BatchNormTrainingAddReLU is BatchNormTraining followed by the residual
-// add and ReLU of a residual block, in the same pass: normalized =
-// max(BatchNormTraining's normalized + residual, 0) (NaN stays NaN), where
-// residual has l.Size() elements in x's layout; mean and variance are
-// those of BatchNormTraining. For backend/cpu: use it for
-// Max(Add(GetTupleElement(BatchNormForTraining(x, ...), 0), r), 0) when
-// the batch-norm output and the sum have no other use. Its gradient:
-// BatchNormGradientReLU with reluOut = normalized gives the batch norm's
-// gradients, and the residual's gradient is gradOut where normalized > 0.
-func BatchNormTrainingAddReLU[T KernelFloat](x, residual, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, mean, variance []T) error {
-	if len(residual) != l.Size() {
-		return fmt.Errorf("kernels.BatchNormTrainingAddReLU: residual has %d elements, want %d for layout %+v", len(residual), l.Size(), l)
-	}
-	return batchNormTraining("BatchNormTrainingAddReLU", x, residual, scale, offset, epsilon, l, normalized, nil, nil, mean, variance, true)
-}
-
-// BatchNormTrainingAddReLUPre is BatchNormTrainingAddReLU that also writes
-// the ReLU's input, BatchNormTraining's normalized output plus residual, to
-// preAct (l.Size() elements, x's layout), in the same pass. Its gradient
-// with GoMLX's ReLU rule: BatchNormGradientReLUPre with preAct gives the
-// batch norm's gradients, and the residual's gradient is gradOut *
-// NonNegativeIndicator(preAct).
-func BatchNormTrainingAddReLUPre[T KernelFloat](x, residual, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, preAct, mean, variance []T) error {
-	if len(residual) != l.Size() {
-		return fmt.Errorf("kernels.BatchNormTrainingAddReLUPre: residual has %d elements, want %d for layout %+v", len(residual), l.Size(), l)
-	}
-	if len(preAct) != l.Size() {
-		return fmt.Errorf("kernels.BatchNormTrainingAddReLUPre: preAct has %d elements, want %d for layout %+v", len(preAct), l.Size(), l)
-	}
-	return batchNormTraining("BatchNormTrainingAddReLUPre", x, residual, scale, offset, epsilon, l, normalized, preAct, nil, mean, variance, true)
-}
-
-// BatchNormTrainingReLUMask is BatchNormTrainingReLUPre that records the
-// ReLU's input as a ReLU mask (ReLUMaskBytes(l.Size()) bytes) instead of
-// its values: a 32 times smaller record of what GoMLX's ReLU gradient reads
-// (BatchNormGradientReLUMask applies it). The layout must be channels-last
-// (l.Inner == 1) with a multiple of 8 features.
-func BatchNormTrainingReLUMask[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, normalized []T, mask []uint8, mean, variance []T) error {
-	if err := bnCheckMask("BatchNormTrainingReLUMask", l, mask); err != nil {
-		return err
-	}
-	return batchNormTraining("BatchNormTrainingReLUMask", x, nil, scale, offset, epsilon, l, normalized, nil, mask, mean, variance, true)
-}
-
-// BatchNormTrainingAddReLUMask is BatchNormTrainingAddReLUPre with the
-// ReLU's input (normalized + residual) recorded as a ReLU mask, as in
-// BatchNormTrainingReLUMask.
-func BatchNormTrainingAddReLUMask[T KernelFloat](x, residual, scale, offset []T, epsilon float64, l BatchNormLayout, normalized []T, mask []uint8, mean, variance []T) error {
-	if len(residual) != l.Size() {
-		return fmt.Errorf("kernels.BatchNormTrainingAddReLUMask: residual has %d elements, want %d for layout %+v", len(residual), l.Size(), l)
-	}
-	if err := bnCheckMask("BatchNormTrainingAddReLUMask", l, mask); err != nil {
-		return err
-	}
-	return batchNormTraining("BatchNormTrainingAddReLUMask", x, residual, scale, offset, epsilon, l, normalized, nil, mask, mean, variance, true)
-}
-
-func batchNormTraining[T KernelFloat](op string, x, residual, scale, offset []T, epsilon float64, l BatchNormLayout, normalized, pre []T, bits []uint8, mean, variance []T, relu bool) error {
+// mean and the biased variance of its M = l.PerFeature() elements, and the
+// normalised value is (x - mean[f]) * scale[f] / sqrt(variance[f] +
+// epsilon) + offset[f], which goes through the epilogue ep (residual add,
+// ReLU; the zero value for none) to normalized. x and normalized have
+// l.Size() elements; scale, offset, mean and variance have l.Features.
+// Statistics are accumulated in float64 around a per-feature shift (a
+// sample of the feature), so they are accurate even for float32 data with
+// a large mean.
+func BatchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, ep BatchNormEpilogue[T], normalized, mean, variance []T) error {
+	const op = "BatchNormTraining"
 	if err := l.check(op,
 		[]bnSized{{"x", len(x)}, {"normalized", len(normalized)}},
 		[]bnSized{{"scale", len(scale)}, {"offset", len(offset)}, {"mean", len(mean)}, {"variance", len(variance)}}); err != nil {
 		return err
 	}
+	if err := ep.check(op, l); err != nil {
+		return err
+	}
+	return batchNormTraining(x, scale, offset, epsilon, l, &ep, normalized, mean, variance)
+}
+
+func batchNormTraining[T KernelFloat](x, scale, offset []T, epsilon float64, l BatchNormLayout, ep *BatchNormEpilogue[T], normalized, mean, variance []T) error {
 	nf, inner := l.Features, l.Inner
 	if nf == 0 {
 		return nil
@@ -494,30 +523,24 @@ func batchNormTraining[T KernelFloat](op string, x, residual, scale, offset []T,
 		variance[f] = T(v)
 		coef[f] = T(float64(scale[f]) / math.Sqrt(v+epsilon))
 	}
-	bnAffine(l, x, residual, mean, lo, coef, offset, normalized, pre, bits, relu)
+	bnAffine(l, x, ep.Residual, mean, lo, coef, offset, normalized, ep.PreAct, ep.Mask, ep.ReLU)
 	return nil
 }
 
 // BatchNormInference normalises x with the given statistics (XLA's
-// batch_norm_inference): normalized = (x - mean[f]) * scale[f] /
-// sqrt(variance[f] + epsilon) + offset[f] for every element of feature f.
-// x and normalized have l.Size() elements; scale, offset, mean and variance
+// batch_norm_inference): the normalised value (x - mean[f]) * scale[f] /
+// sqrt(variance[f] + epsilon) + offset[f] of every element of feature f
+// goes through the epilogue ep (the zero value for none) to normalized. x
+// and normalized have l.Size() elements; scale, offset, mean and variance
 // have l.Features.
-func BatchNormInference[T KernelFloat](x, scale, offset, mean, variance []T, epsilon float64, l BatchNormLayout, normalized []T) error {
-	return batchNormInference("BatchNormInference", x, scale, offset, mean, variance, epsilon, l, normalized, false)
-}
-
-// BatchNormInferenceReLU is BatchNormInference followed by a ReLU in the
-// same pass: normalized = max(BatchNormInference's normalized, 0) (NaN
-// stays NaN).
-func BatchNormInferenceReLU[T KernelFloat](x, scale, offset, mean, variance []T, epsilon float64, l BatchNormLayout, normalized []T) error {
-	return batchNormInference("BatchNormInferenceReLU", x, scale, offset, mean, variance, epsilon, l, normalized, true)
-}
-
-func batchNormInference[T KernelFloat](op string, x, scale, offset, mean, variance []T, epsilon float64, l BatchNormLayout, normalized []T, relu bool) error {
+func BatchNormInference[T KernelFloat](x, scale, offset, mean, variance []T, epsilon float64, l BatchNormLayout, ep BatchNormEpilogue[T], normalized []T) error {
+	const op = "BatchNormInference"
 	if err := l.check(op,
 		[]bnSized{{"x", len(x)}, {"normalized", len(normalized)}},
 		[]bnSized{{"scale", len(scale)}, {"offset", len(offset)}, {"mean", len(mean)}, {"variance", len(variance)}}); err != nil {
+		return err
+	}
+	if err := ep.check(op, l); err != nil {
 		return err
 	}
 	scratch, _, coef := bnGetScratch[T](0, 2*l.Features)
@@ -526,116 +549,59 @@ func batchNormInference[T KernelFloat](op string, x, scale, offset, mean, varian
 	for f := range coef {
 		coef[f] = T(float64(scale[f]) / math.Sqrt(float64(variance[f])+epsilon))
 	}
-	bnAffine(l, x, nil, mean, zeros, coef, offset, normalized, nil, nil, relu)
+	bnAffine(l, x, ep.Residual, mean, zeros, coef, offset, normalized, ep.PreAct, ep.Mask, ep.ReLU)
 	return nil
 }
 
 // BatchNormGradient computes the gradients of batch normalisation with batch
 // statistics (XLA's batch_norm_grad), given the operand x, scale, the mean
 // and variance that normalised it and gradOut, the gradient of the
-// normalised output. With inv = 1/sqrt(variance[f]+epsilon), xhat =
-// (x-mean[f])*inv and sums over the M = l.PerFeature() elements of feature f:
+// normalised output, first masked as relu says when the output went
+// through a ReLU (the zero value for none). With inv =
+// 1/sqrt(variance[f]+epsilon), xhat = (x-mean[f])*inv, g the (masked)
+// gradOut and sums over the M = l.PerFeature() elements of feature f:
 //
-//	gradOffset[f] = sum(gradOut)
-//	gradScale[f]  = sum(gradOut * xhat)
-//	gradX         = scale[f] * inv / M * (M*gradOut - gradOffset[f] - xhat*gradScale[f])
+//	gradOffset[f] = sum(g)
+//	gradScale[f]  = sum(g * xhat)
+//	gradX         = scale[f] * inv / M * (M*g - gradOffset[f] - xhat*gradScale[f])
 //
 // x, gradOut and gradX have l.Size() elements; scale, mean, variance,
 // gradScale and gradOffset have l.Features. Sums are accumulated in float64.
-func BatchNormGradient[T KernelFloat](x, scale, mean, variance, gradOut []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
-	return batchNormGradient("BatchNormGradient", x, scale, mean, variance, gradOut, nil, false, nil, nil, epsilon, l, gradX, gradScale, gradOffset)
-}
-
-// BatchNormGradientReLU is BatchNormGradient for a batch norm followed by a
-// ReLU (BatchNormTrainingReLU): gradOut is the gradient of the ReLU's output
-// reluOut, and the batch norm's output gradient is gradOut where reluOut >
-// 0 and 0 elsewhere (the ReLU derivative taken as 0 at 0), so the masking
-// pass of the ReLU gradient is fused into both passes of the batch-norm
-// gradient. reluOut has l.Size() elements. For backend/cpu: use it when the
-// gradient of Max(bn, 0) (a Select/Mul by the mask bn > 0) feeds
-// BatchNormGradient's gradOut and has no other use; check that GoMLX's
-// derivative of Max at 0 matches (0 here).
-func BatchNormGradientReLU[T KernelFloat](x, scale, mean, variance, gradOut, reluOut []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
-	if len(reluOut) != l.Size() {
-		return fmt.Errorf("kernels.BatchNormGradientReLU: reluOut has %d elements, want %d for layout %+v", len(reluOut), l.Size(), l)
-	}
-	return batchNormGradient("BatchNormGradientReLU", x, scale, mean, variance, gradOut, reluOut, false, nil, nil, epsilon, l, gradX, gradScale, gradOffset)
-}
-
-// BatchNormGradientReLUPre is BatchNormGradientReLU with GoMLX's ReLU
-// gradient rule, masked by the ReLU's input preAct (l.Size() elements, as
-// written by BatchNormTrainingReLUPre or BatchNormTrainingAddReLUPre)
-// instead of its output. GoMLX differentiates Max(a, 0) as v *
-// NonNegativeIndicator(a - 0) = v * Sign(Sign(a)+1), so the batch norm's
-// output gradient here is exactly that:
-//
-//	gradOut      where preAct >= 0 (including -0 and +Inf)
-//	0            where preAct < 0
-//	NaN          where preAct is NaN
-//
-// For backend/cpu: use it when Mul(gradOut, NonNegativeIndicator(a)) (or
-// the equivalent Sign(Sign(a)+1) expression), with a the Max's input, feeds
-// BatchNormGradient's gradOut and has no other use.
-func BatchNormGradientReLUPre[T KernelFloat](x, scale, mean, variance, gradOut, preAct []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
-	if len(preAct) != l.Size() {
-		return fmt.Errorf("kernels.BatchNormGradientReLUPre: preAct has %d elements, want %d for layout %+v", len(preAct), l.Size(), l)
-	}
-	return batchNormGradient("BatchNormGradientReLUPre", x, scale, mean, variance, gradOut, preAct, true, nil, nil, epsilon, l, gradX, gradScale, gradOffset)
-}
-
-// BatchNormGradientReLUMask is BatchNormGradientReLUPre with the ReLU's
-// input given by the ReLU mask BatchNormTrainingReLUMask (or
-// BatchNormTrainingAddReLUMask) recorded: the batch norm's output gradient
-// is gradOut where the input was >= 0, 0 where it was < 0 and NaN where it
-// was NaN. If maskedGrad is not nil (l.Size() elements), that masked
-// gradient is also written to it, in the same pass: the gradient of the
-// ReLU's input, which a residual block also passes to its shortcut. The
-// layout must be channels-last with a multiple of 8 features.
-func BatchNormGradientReLUMask[T KernelFloat](x, scale, mean, variance, gradOut []T, mask []uint8, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset, maskedGrad []T) error {
-	if err := bnCheckMask("BatchNormGradientReLUMask", l, mask); err != nil {
-		return err
-	}
-	if maskedGrad != nil && len(maskedGrad) != l.Size() {
-		return fmt.Errorf("kernels.BatchNormGradientReLUMask: maskedGrad has %d elements, want %d for layout %+v", len(maskedGrad), l.Size(), l)
-	}
-	return batchNormGradient("BatchNormGradientReLUMask", x, scale, mean, variance, gradOut, nil, false, mask, maskedGrad, epsilon, l, gradX, gradScale, gradOffset)
-}
-
-// bnMasked returns bnBitMasked(g, bits, i) if bits is not nil, g if mask
-// is nil; otherwise, if ge, g where mask[i] >=
-// 0, 0 where mask[i] < 0 and NaN (mask[i]) where mask[i] is NaN; if not ge,
-// g where mask[i] > 0 and 0 elsewhere.
-func bnMasked[T KernelFloat](g T, mask []T, ge bool, bits []uint8, i int) T {
-	if bits != nil {
-		return bnBitMasked(g, bits, i)
-	}
-	if mask == nil {
-		return g
-	}
-	m := mask[i]
-	if ge {
-		switch {
-		case m >= 0:
-			return g
-		case m < 0:
-			return 0
-		default:
-			return m
-		}
-	}
-	if !(m > 0) {
-		return 0
-	}
-	return g
-}
-
-func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradOut, mask []T, ge bool, bits []uint8, maskedGrad []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
+func BatchNormGradient[T KernelFloat](x, scale, mean, variance, gradOut []T, epsilon float64, l BatchNormLayout, relu BatchNormReLUGrad[T], gradX, gradScale, gradOffset []T) error {
+	const op = "BatchNormGradient"
 	if err := l.check(op,
 		[]bnSized{{"x", len(x)}, {"gradOut", len(gradOut)}, {"gradX", len(gradX)}},
 		[]bnSized{{"scale", len(scale)}, {"mean", len(mean)}, {"variance", len(variance)},
 			{"gradScale", len(gradScale)}, {"gradOffset", len(gradOffset)}}); err != nil {
 		return err
 	}
+	if err := relu.check(op, l); err != nil {
+		return err
+	}
+	return batchNormGradient(x, scale, mean, variance, gradOut, relu.PreAct, relu.Mask, relu.MaskedGrad, epsilon, l, gradX, gradScale, gradOffset)
+}
+
+// bnMasked returns g masked by GoMLX's ReLU gradient rule (see
+// BatchNormReLUGrad) on the ReLU mask bits if not nil, else on the ReLU
+// input mask[i] if mask is not nil, else g.
+func bnMasked[T KernelFloat](g T, mask []T, bits []uint8, i int) T {
+	if bits != nil {
+		return bnBitMasked(g, bits, i)
+	}
+	if mask == nil {
+		return g
+	}
+	switch m := mask[i]; {
+	case m >= 0:
+		return g
+	case m < 0:
+		return 0
+	default:
+		return m
+	}
+}
+
+func batchNormGradient[T KernelFloat](x, scale, mean, variance, gradOut, mask []T, bits []uint8, maskedGrad []T, epsilon float64, l BatchNormLayout, gradX, gradScale, gradOffset []T) error {
 	nf, inner := l.Features, l.Inner
 	if nf == 0 {
 		return nil
@@ -652,10 +618,6 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 	if mk := bnF32(mask); len(mk) > 0 {
 		m32 = &mk[0]
 	}
-	geFlag := 0
-	if ge {
-		geFlag = 1
-	}
 	bnReduce(l, nb, parts, sum1, sum2,
 		func(o0, o1 int, s1, s2 []float64) {
 			mu := mu64[:nf]
@@ -670,7 +632,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 				if m32 != nil {
 					mk = &bnF32(mask)[o0*nf]
 				}
-				bnGradSumsAVX2(&x32[o0*nf], &g32[o0*nf], mk, &mu[0], &s1[0], &s2[0], o1-o0, nv, nf, geFlag)
+				bnGradSumsAVX2(&x32[o0*nf], &g32[o0*nf], mk, &mu[0], &s1[0], &s2[0], o1-o0, nv, nf)
 				f0 = nv
 			}
 			if f0 == nf {
@@ -679,7 +641,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 			for o := o0; o < o1; o++ {
 				xs, gs := x[o*nf:(o+1)*nf], gradOut[o*nf:(o+1)*nf]
 				for f := f0; f < nf; f++ {
-					g := float64(bnMasked(gs[f], mask, ge, bits, o*nf+f))
+					g := float64(bnMasked(gs[f], mask, bits, o*nf+f))
 					s1[f] += g
 					s2[f] += g * (float64(xs[f]) - mu[f])
 				}
@@ -692,7 +654,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 				base := (o*nf + f) * inner
 				xs, gs := x[base:base+inner], gradOut[base:base+inner]
 				for i, g := range gs {
-					g := float64(bnMasked(g, mask, ge, bits, base+i))
+					g := float64(bnMasked(g, mask, bits, base+i))
 					s1 += g
 					s2 += g * (float64(xs[i]) - mu)
 				}
@@ -726,12 +688,12 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 				return
 			}
 			f0 := 0
-			if x32 != nil && nv > 0 {
+			if x32 != nil && nv > 0 && maskedGrad == nil { // (this pass does not write maskedGrad)
 				var mk *float32
 				if m32 != nil {
 					mk = &bnF32(mask)[lo*nf]
 				}
-				bnGradOutAVX2(&x32[lo*nf], &g32[lo*nf], mk, &y32[lo*nf], &bnF32(mu)[0], &bnF32(c1)[0], &bnF32(c2)[0], &bnF32(c3)[0], hi-lo, nv, nf, geFlag)
+				bnGradOutAVX2(&x32[lo*nf], &g32[lo*nf], mk, &y32[lo*nf], &bnF32(mu)[0], &bnF32(c1)[0], &bnF32(c2)[0], &bnF32(c3)[0], hi-lo, nv, nf)
 				f0 = nv
 			}
 			if f0 == nf {
@@ -740,7 +702,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 			for o := lo; o < hi; o++ {
 				xs, gs, ys := x[o*nf:(o+1)*nf], gradOut[o*nf:(o+1)*nf], gradX[o*nf:(o+1)*nf]
 				for f := f0; f < nf; f++ {
-					g := bnMasked(gs[f], mask, ge, bits, o*nf+f)
+					g := bnMasked(gs[f], mask, bits, o*nf+f)
 					if maskedGrad != nil {
 						maskedGrad[o*nf+f] = g
 					}
@@ -757,7 +719,7 @@ func batchNormGradient[T KernelFloat](op string, x, scale, mean, variance, gradO
 			base := item * inner
 			xs, gs, ys := x[base:base+inner], gradOut[base:base+inner], gradX[base:base+inner]
 			for i, g := range gs {
-				g = bnMasked(g, mask, ge, bits, base+i)
+				g = bnMasked(g, mask, bits, base+i)
 				if maskedGrad != nil {
 					maskedGrad[base+i] = g
 				}

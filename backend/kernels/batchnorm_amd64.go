@@ -13,13 +13,13 @@ import "golang.org/x/sys/cpu"
 func bnAffineAVX2(x, res, y, pre, hi, lo, coef, add *float32, rows, ncols, ld, relu int)
 
 //go:noescape
-func bnGradOutAVX2(x, gr, mask, y, mu, c1, c2, c3 *float32, rows, ncols, ld, ge int)
+func bnGradOutAVX2(x, gr, mask, y, mu, c1, c2, c3 *float32, rows, ncols, ld int)
 
 //go:noescape
 func bnStatsAVX2(x *float32, k, s1, s2 *float64, rows, ncols, ld int)
 
 //go:noescape
-func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld, ge int)
+func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld int)
 
 //go:noescape
 func bnAffineBitsAVX2(x, res, y *float32, bits *uint8, hi, lo, coef, add *float32, rows, ncols, nanOff int)

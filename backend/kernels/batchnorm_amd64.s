@@ -77,11 +77,11 @@ affdone:
 	VZEROUPPER
 	RET
 
-// func bnGradOutAVX2(x, gr, mask, y, mu, c1, c2, c3 *float32, rows, ncols, ld, ge int)
-// y = c1*g' + c2*(x - mu) + c3 with g' = g when mask is nil; otherwise,
-// if ge == 0, g where mask > 0 (else 0), and if ge != 0, g where
-// mask >= 0, 0 where mask < 0 and mask itself (NaN) where mask is NaN.
-TEXT ·bnGradOutAVX2(SB), NOSPLIT, $0-96
+// func bnGradOutAVX2(x, gr, mask, y, mu, c1, c2, c3 *float32, rows, ncols, ld int)
+// y = c1*g' + c2*(x - mu) + c3 with g' = g when mask is nil; otherwise g
+// where mask >= 0, 0 where mask < 0 and mask itself (NaN) where mask is
+// NaN (GoMLX's ReLU gradient rule).
+TEXT ·bnGradOutAVX2(SB), NOSPLIT, $0-88
 	MOVQ x+0(FP), SI
 	MOVQ gr+8(FP), R13
 	MOVQ mask+16(FP), BX
@@ -93,7 +93,6 @@ TEXT ·bnGradOutAVX2(SB), NOSPLIT, $0-96
 	MOVQ rows+64(FP), CX
 	MOVQ ncols+72(FP), DX
 	MOVQ ld+80(FP), R12
-	MOVQ ge+88(FP), R14
 	SHLQ $2, DX
 	SHLQ $2, R12
 	VXORPS Y7, Y7, Y7
@@ -110,13 +109,6 @@ gcol:
 	TESTQ BX, BX
 	JZ gnomask
 	VMOVUPS (BX)(AX*1), Y2
-	TESTQ R14, R14
-	JNZ ggemask
-	VCMPPS $0x1e, Y7, Y2, Y2
-	VANDPS Y2, Y1, Y1
-	JMP gnomask
-
-ggemask:
 	VCMPPS $0x1d, Y7, Y2, Y4
 	VANDPS Y4, Y1, Y1
 	VCMPPS $0x03, Y2, Y2, Y5
@@ -190,10 +182,10 @@ sdone:
 	VZEROUPPER
 	RET
 
-// func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld, ge int)
+// func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld int)
 // With g' as in bnGradOutAVX2 and d = float64(x) - mu: s1 += g',
 // s2 += g'*d.
-TEXT ·bnGradSumsAVX2(SB), NOSPLIT, $0-80
+TEXT ·bnGradSumsAVX2(SB), NOSPLIT, $0-72
 	MOVQ x+0(FP), SI
 	MOVQ gr+8(FP), R13
 	MOVQ mask+16(FP), BX
@@ -203,7 +195,6 @@ TEXT ·bnGradSumsAVX2(SB), NOSPLIT, $0-80
 	MOVQ rows+48(FP), CX
 	MOVQ ncols+56(FP), DX
 	MOVQ ld+64(FP), R12
-	MOVQ ge+72(FP), R14
 	SHLQ $2, DX
 	SHLQ $2, R12
 	VXORPS Y7, Y7, Y7
@@ -218,13 +209,6 @@ gscol:
 	TESTQ BX, BX
 	JZ gsnomask
 	VMOVUPS (BX)(AX*1), Y2
-	TESTQ R14, R14
-	JNZ gsgemask
-	VCMPPS $0x1e, Y7, Y2, Y2
-	VANDPS Y2, Y6, Y6
-	JMP gsnomask
-
-gsgemask:
 	VCMPPS $0x1d, Y7, Y2, Y3
 	VANDPS Y3, Y6, Y6
 	VCMPPS $0x03, Y2, Y2, Y4

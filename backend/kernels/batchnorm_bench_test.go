@@ -41,7 +41,7 @@ func benchBNTraining(b *testing.B, dims []int, axis int) {
 	b.SetBytes(int64(8 * s.l.Size()))
 	b.ResetTimer()
 	for b.Loop() {
-		if err := BatchNormTraining(s.x, s.scale, s.offset, 1e-5, s.l, s.y, s.mean, s.variance); err != nil {
+		if err := BatchNormTraining(s.x, s.scale, s.offset, 1e-5, s.l, BatchNormEpilogue[float32]{}, s.y, s.mean, s.variance); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -52,7 +52,7 @@ func benchBNInference(b *testing.B, dims []int, axis int) {
 	b.SetBytes(int64(8 * s.l.Size()))
 	b.ResetTimer()
 	for b.Loop() {
-		if err := BatchNormInference(s.x, s.scale, s.offset, s.mean, s.variance, 1e-5, s.l, s.y); err != nil {
+		if err := BatchNormInference(s.x, s.scale, s.offset, s.mean, s.variance, 1e-5, s.l, BatchNormEpilogue[float32]{}, s.y); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -63,7 +63,7 @@ func benchBNGradient(b *testing.B, dims []int, axis int) {
 	b.SetBytes(int64(12 * s.l.Size()))
 	b.ResetTimer()
 	for b.Loop() {
-		if err := BatchNormGradient(s.x, s.scale, s.mean, s.variance, s.gradOut, 1e-5, s.l, s.gradX, s.g1, s.g2); err != nil {
+		if err := BatchNormGradient(s.x, s.scale, s.mean, s.variance, s.gradOut, 1e-5, s.l, BatchNormReLUGrad[float32]{}, s.gradX, s.g1, s.g2); err != nil {
 			b.Fatal(err)
 		}
 	}

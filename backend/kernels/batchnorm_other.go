@@ -10,7 +10,7 @@ func bnAffineAVX2(x, res, y, pre, hi, lo, coef, add *float32, rows, ncols, ld, r
 	panic("kernels: bnAffineAVX2 called without assembly support")
 }
 
-func bnGradOutAVX2(x, gr, mask, y, mu, c1, c2, c3 *float32, rows, ncols, ld, ge int) {
+func bnGradOutAVX2(x, gr, mask, y, mu, c1, c2, c3 *float32, rows, ncols, ld int) {
 	panic("kernels: bnGradOutAVX2 called without assembly support")
 }
 
@@ -18,7 +18,7 @@ func bnStatsAVX2(x *float32, k, s1, s2 *float64, rows, ncols, ld int) {
 	panic("kernels: bnStatsAVX2 called without assembly support")
 }
 
-func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld, ge int) {
+func bnGradSumsAVX2(x, gr, mask *float32, mu, s1, s2 *float64, rows, ncols, ld int) {
 	panic("kernels: bnGradSumsAVX2 called without assembly support")
 }
 

@@ -29,18 +29,7 @@ func BenchmarkBatchNormTrainingReLUNHWC(b *testing.B) {
 	b.SetBytes(int64(8 * s.l.Size()))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := BatchNormTrainingReLU(s.x, s.scale, s.offset, 1e-5, s.l, s.y, s.mean, s.variance); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkBatchNormGradientReLUNHWC(b *testing.B) {
-	s := newBNBench(b, bnNHWC, 3)
-	b.SetBytes(int64(16 * s.l.Size()))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := BatchNormGradientReLU(s.x, s.scale, s.mean, s.variance, s.gradOut, s.x, 1e-5, s.l, s.gradX, s.g1, s.g2); err != nil {
+		if err := BatchNormTraining(s.x, s.scale, s.offset, 1e-5, s.l, BatchNormEpilogue[float32]{ReLU: true}, s.y, s.mean, s.variance); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -52,7 +41,19 @@ func BenchmarkBatchNormTrainingReLUPreNHWC(b *testing.B) {
 	b.SetBytes(int64(12 * s.l.Size()))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := BatchNormTrainingReLUPre(s.x, s.scale, s.offset, 1e-5, s.l, s.y, pre, s.mean, s.variance); err != nil {
+		if err := BatchNormTraining(s.x, s.scale, s.offset, 1e-5, s.l, BatchNormEpilogue[float32]{ReLU: true, PreAct: pre}, s.y, s.mean, s.variance); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBatchNormTrainingReLUMaskNHWC(b *testing.B) {
+	s := newBNBench(b, bnNHWC, 3)
+	mask := make([]uint8, ReLUMaskBytes(s.l.Size()))
+	b.SetBytes(int64(8 * s.l.Size()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := BatchNormTraining(s.x, s.scale, s.offset, 1e-5, s.l, BatchNormEpilogue[float32]{ReLU: true, Mask: mask}, s.y, s.mean, s.variance); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -63,7 +64,22 @@ func BenchmarkBatchNormGradientReLUPreNHWC(b *testing.B) {
 	b.SetBytes(int64(16 * s.l.Size()))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := BatchNormGradientReLUPre(s.x, s.scale, s.mean, s.variance, s.gradOut, s.x, 1e-5, s.l, s.gradX, s.g1, s.g2); err != nil {
+		if err := BatchNormGradient(s.x, s.scale, s.mean, s.variance, s.gradOut, 1e-5, s.l, BatchNormReLUGrad[float32]{PreAct: s.x}, s.gradX, s.g1, s.g2); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBatchNormGradientReLUMaskNHWC(b *testing.B) {
+	s := newBNBench(b, bnNHWC, 3)
+	mask := make([]uint8, ReLUMaskBytes(s.l.Size()))
+	for i := range mask[:len(mask)/2] {
+		mask[i] = uint8(i * 37)
+	}
+	b.SetBytes(int64(12 * s.l.Size()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := BatchNormGradient(s.x, s.scale, s.mean, s.variance, s.gradOut, 1e-5, s.l, BatchNormReLUGrad[float32]{Mask: mask}, s.gradX, s.g1, s.g2); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -29,6 +30,8 @@ var bnReluDims = []struct {
 	{[]int{4, 6, 5, 5}, 1}, // channels-first
 }
 
+// testBatchNormReLU checks the epilogues without a kept ReLU input (ReLU,
+// residual add, both) of training and inference against the reference.
 func testBatchNormReLU[T KernelFloat](t *testing.T, tol float64) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	const eps = 1e-3
@@ -43,23 +46,7 @@ func testBatchNormReLU[T KernelFloat](t *testing.T, tol float64) {
 		offset := poolRandSlice[T](rng, nf, -1, 1)
 		mean := poolRandSlice[T](rng, nf, -1, 1)
 		variance := poolRandSlice[T](rng, nf, 0.2, 2)
-		gradOut := poolRandSlice[T](rng, n, -1, 1)
-		reluOut := poolRandSlice[T](rng, n, -1, 1)
-		for i := range reluOut {
-			switch {
-			case reluOut[i] < 0:
-				reluOut[i] = 0 // a ReLU output is never negative
-			case i%7 == 0:
-				reluOut[i] = 1e-30 // tiny but positive: passes
-			}
-		}
-		masked := make([]T, n)
-		for i := range masked {
-			if reluOut[i] > 0 {
-				masked[i] = gradOut[i]
-			}
-		}
-		ref := computeRefBatchNorm(c.dims, c.axis, x, scale, offset, mean, variance, masked, eps)
+		ref := computeRefBatchNorm(c.dims, c.axis, x, scale, offset, mean, variance, x, eps)
 		relu := func(v []float64) []float64 {
 			out := make([]float64, len(v))
 			for i, y := range v {
@@ -70,7 +57,7 @@ func testBatchNormReLU[T KernelFloat](t *testing.T, tol float64) {
 		what := fmt.Sprintf("dims=%v axis=%d", c.dims, c.axis)
 
 		normalized, bMean, bVar := make([]T, n), make([]T, nf), make([]T, nf)
-		if err := BatchNormTrainingReLU(x, scale, offset, eps, l, normalized, bMean, bVar); err != nil {
+		if err := BatchNormTraining(x, scale, offset, eps, l, BatchNormEpilogue[T]{ReLU: true}, normalized, bMean, bVar); err != nil {
 			t.Fatal(err)
 		}
 		poolCheck(t, "training+relu mean "+what, bnToF64(bMean), ref.mean, tol)
@@ -87,31 +74,34 @@ func testBatchNormReLU[T KernelFloat](t *testing.T, tol float64) {
 		}
 
 		residual := poolRandSlice[T](rng, n, -2, 2)
-		sum := make([]float64, n)
-		for i, v := range ref.normalized {
-			sum[i] = v + float64(residual[i])
+		sum, infSum := make([]float64, n), make([]float64, n)
+		for i := range sum {
+			sum[i] = ref.normalized[i] + float64(residual[i])
+			infSum[i] = ref.inference[i] + float64(residual[i])
 		}
 		added, aMean, aVar := make([]T, n), make([]T, nf), make([]T, nf)
-		if err := BatchNormTrainingAddReLU(x, residual, scale, offset, eps, l, added, aMean, aVar); err != nil {
+		if err := BatchNormTraining(x, scale, offset, eps, l, BatchNormEpilogue[T]{Residual: residual, ReLU: true}, added, aMean, aVar); err != nil {
 			t.Fatal(err)
 		}
 		poolCheck(t, "training+add+relu mean "+what, bnToF64(aMean), ref.mean, tol)
 		poolCheck(t, "training+add+relu variance "+what, bnToF64(aVar), ref.variance, tol)
 		poolCheck(t, "training+add+relu normalized "+what, bnToF64(added), relu(sum), 10*tol)
+		if err := BatchNormTraining(x, scale, offset, eps, l, BatchNormEpilogue[T]{Residual: residual}, added, aMean, aVar); err != nil {
+			t.Fatal(err)
+		}
+		poolCheck(t, "training+add normalized "+what, bnToF64(added), sum, 10*tol)
 
 		inf := make([]T, n)
-		if err := BatchNormInferenceReLU(x, scale, offset, mean, variance, eps, l, inf); err != nil {
+		if err := BatchNormInference(x, scale, offset, mean, variance, eps, l, BatchNormEpilogue[T]{ReLU: true}, inf); err != nil {
 			t.Fatal(err)
 		}
 		poolCheck(t, "inference+relu "+what, bnToF64(inf), relu(ref.inference), tol)
-
-		gradX, gradScale, gradOffset := make([]T, n), make([]T, nf), make([]T, nf)
-		if err := BatchNormGradientReLU(x, scale, mean, variance, gradOut, reluOut, eps, l, gradX, gradScale, gradOffset); err != nil {
+		pre := make([]T, n)
+		if err := BatchNormInference(x, scale, offset, mean, variance, eps, l, BatchNormEpilogue[T]{Residual: residual, ReLU: true, PreAct: pre}, inf); err != nil {
 			t.Fatal(err)
 		}
-		poolCheck(t, "relu gradOffset "+what, bnToF64(gradOffset), ref.gradOffset, tol)
-		poolCheck(t, "relu gradScale "+what, bnToF64(gradScale), ref.gradScale, tol)
-		poolCheck(t, "relu gradX "+what, bnToF64(gradX), ref.gradX, 10*tol)
+		poolCheck(t, "inference+add+relu "+what, bnToF64(inf), relu(infSum), 10*tol)
+		poolCheck(t, "inference+add+relu preAct "+what, bnToF64(pre), infSum, 10*tol)
 	}
 }
 
@@ -122,16 +112,40 @@ func TestBatchNormReLU(t *testing.T) {
 	})
 }
 
-func TestBatchNormReLUErrors(t *testing.T) {
-	l := BatchNormLayout{Outer: 4, Features: 2, Inner: 1}
-	x, f := make([]float32, 8), make([]float32, 2)
-	if err := BatchNormGradientReLU(x, f, f, f, x, x[:7], 1e-3, l, x, f, f); err == nil {
-		t.Error("BatchNormGradientReLU accepted a short reluOut")
+// TestBatchNormEpilogueErrors checks the epilogue and ReLU-gradient
+// options' consistency checks.
+func TestBatchNormEpilogueErrors(t *testing.T) {
+	l := BatchNormLayout{Outer: 4, Features: 8, Inner: 1}
+	x, f, mask := make([]float32, 32), make([]float32, 8), make([]uint8, ReLUMaskBytes(32))
+	for _, c := range []struct {
+		name string
+		ep   BatchNormEpilogue[float32]
+		want string
+	}{
+		{"short residual", BatchNormEpilogue[float32]{Residual: x[:7], ReLU: true}, "residual has 7 elements"},
+		{"preAct without ReLU", BatchNormEpilogue[float32]{PreAct: x}, "without a ReLU"},
+		{"mask without ReLU", BatchNormEpilogue[float32]{Mask: mask}, "without a ReLU"},
+		{"preAct and mask", BatchNormEpilogue[float32]{ReLU: true, PreAct: x, Mask: mask}, "both"},
+	} {
+		y := make([]float32, 32)
+		if err := BatchNormTraining(x, f, f, 1e-3, l, c.ep, y, f, f); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("training, %s: error %v, want one containing %q", c.name, err, c.want)
+		}
+		if err := BatchNormInference(x, f, f, f, f, 1e-3, l, c.ep, y); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("inference, %s: error %v, want one containing %q", c.name, err, c.want)
+		}
 	}
-	if err := BatchNormTrainingAddReLU(x, x[:7], f, f, 1e-3, l, x, f, f); err == nil {
-		t.Error("BatchNormTrainingAddReLU accepted a short residual")
-	}
-	if err := BatchNormTrainingReLU(x[:7], f, f, 1e-3, l, x, f, f); err == nil {
-		t.Error("BatchNormTrainingReLU accepted a short x")
+	for _, c := range []struct {
+		name string
+		r    BatchNormReLUGrad[float32]
+		want string
+	}{
+		{"maskedGrad without an input", BatchNormReLUGrad[float32]{MaskedGrad: x}, "without a ReLU input"},
+		{"preAct and mask", BatchNormReLUGrad[float32]{PreAct: x, Mask: mask}, "both"},
+		{"short maskedGrad", BatchNormReLUGrad[float32]{PreAct: x, MaskedGrad: x[:3]}, "maskedGrad has 3 elements"},
+	} {
+		if err := BatchNormGradient(x, f, f, f, x, 1e-3, l, c.r, make([]float32, 32), f, f); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("gradient, %s: error %v, want one containing %q", c.name, err, c.want)
+		}
 	}
 }

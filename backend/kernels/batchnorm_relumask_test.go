@@ -26,8 +26,8 @@ func reluMaskOf[T KernelFloat](pre []T) []uint8 {
 // sameBits reports whether a and b are equal, or both NaN.
 func sameBits[T KernelFloat](a, b T) bool { return a == b || (a != a && b != b) }
 
-// testBatchNormReLUMask checks the ReLU-mask variants against the
-// pre-activation ones: the same outputs, bit for bit, and a mask that
+// testBatchNormReLUMask checks the epilogue and gradient with a ReLU mask
+// against those with the pre-activation: the same outputs, bit for bit, and a mask that
 // records exactly the signs (and NaNs) of the pre-activations.
 func testBatchNormReLUMask[T KernelFloat](t *testing.T) {
 	rng := rand.New(rand.NewPCG(43, 44))
@@ -53,20 +53,15 @@ func testBatchNormReLUMask[T KernelFloat](t *testing.T) {
 			for i := range mask {
 				mask[i] = 0xa5 // must be overwritten
 			}
+			var res []T
 			if add {
-				if err := BatchNormTrainingAddReLUPre(x, residual, scale, offset, eps, l, wantY, pre, wantMean, wantVar); err != nil {
-					t.Fatal(err)
-				}
-				if err := BatchNormTrainingAddReLUMask(x, residual, scale, offset, eps, l, gotY, mask, gotMean, gotVar); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				if err := BatchNormTrainingReLUPre(x, scale, offset, eps, l, wantY, pre, wantMean, wantVar); err != nil {
-					t.Fatal(err)
-				}
-				if err := BatchNormTrainingReLUMask(x, scale, offset, eps, l, gotY, mask, gotMean, gotVar); err != nil {
-					t.Fatal(err)
-				}
+				res = residual
+			}
+			if err := BatchNormTraining(x, scale, offset, eps, l, BatchNormEpilogue[T]{Residual: res, ReLU: true, PreAct: pre}, wantY, wantMean, wantVar); err != nil {
+				t.Fatal(err)
+			}
+			if err := BatchNormTraining(x, scale, offset, eps, l, BatchNormEpilogue[T]{Residual: res, ReLU: true, Mask: mask}, gotY, gotMean, gotVar); err != nil {
+				t.Fatal(err)
 			}
 			for i := range wantY {
 				if !sameBits(gotY[i], wantY[i]) {
@@ -105,11 +100,11 @@ func testBatchNormReLUMask[T KernelFloat](t *testing.T) {
 		gradOut := poolRandSlice[T](rng, n, -1, 1)
 		wantX, wantScale, wantOffset := make([]T, n), make([]T, nf), make([]T, nf)
 		gotX, gotScale, gotOffset := make([]T, n), make([]T, nf), make([]T, nf)
-		if err := BatchNormGradientReLUPre(xs, scale, mean, variance, gradOut, pre, eps, l, wantX, wantScale, wantOffset); err != nil {
+		if err := BatchNormGradient(xs, scale, mean, variance, gradOut, eps, l, BatchNormReLUGrad[T]{PreAct: pre}, wantX, wantScale, wantOffset); err != nil {
 			t.Fatal(err)
 		}
 		masked := make([]T, n)
-		if err := BatchNormGradientReLUMask(xs, scale, mean, variance, gradOut, reluMaskOf(pre), eps, l, gotX, gotScale, gotOffset, masked); err != nil {
+		if err := BatchNormGradient(xs, scale, mean, variance, gradOut, eps, l, BatchNormReLUGrad[T]{Mask: reluMaskOf(pre), MaskedGrad: masked}, gotX, gotScale, gotOffset); err != nil {
 			t.Fatal(err)
 		}
 		for i, p := range pre {
@@ -126,7 +121,7 @@ func testBatchNormReLUMask[T KernelFloat](t *testing.T) {
 		}
 		// Without maskedGrad, the same gradients.
 		againX, againScale, againOffset := make([]T, n), make([]T, nf), make([]T, nf)
-		if err := BatchNormGradientReLUMask(xs, scale, mean, variance, gradOut, reluMaskOf(pre), eps, l, againX, againScale, againOffset, nil); err != nil {
+		if err := BatchNormGradient(xs, scale, mean, variance, gradOut, eps, l, BatchNormReLUGrad[T]{Mask: reluMaskOf(pre)}, againX, againScale, againOffset); err != nil {
 			t.Fatal(err)
 		}
 		for i := range againX {
@@ -167,17 +162,17 @@ func TestBatchNormReLUMaskErrors(t *testing.T) {
 		{"short mask", good, mask[:7]},
 	} {
 		ff := make([]float32, c.l.Features)
-		if err := BatchNormTrainingReLUMask(x[:c.l.Size()], ff, ff, 1e-3, c.l, x[:c.l.Size()], c.mask, ff, ff); err == nil {
-			t.Errorf("%s: BatchNormTrainingReLUMask accepted it", c.name)
+		if err := BatchNormTraining(x[:c.l.Size()], ff, ff, 1e-3, c.l, BatchNormEpilogue[float32]{ReLU: true, Mask: c.mask}, x[:c.l.Size()], ff, ff); err == nil {
+			t.Errorf("%s: BatchNormTraining accepted the mask", c.name)
 		}
-		if err := BatchNormGradientReLUMask(x[:c.l.Size()], ff, ff, ff, x[:c.l.Size()], c.mask, 1e-3, c.l, x[:c.l.Size()], ff, ff, nil); err == nil {
-			t.Errorf("%s: BatchNormGradientReLUMask accepted it", c.name)
+		if err := BatchNormGradient(x[:c.l.Size()], ff, ff, ff, x[:c.l.Size()], 1e-3, c.l, BatchNormReLUGrad[float32]{Mask: c.mask}, x[:c.l.Size()], ff, ff); err == nil {
+			t.Errorf("%s: BatchNormGradient accepted the mask", c.name)
 		}
 	}
-	if err := BatchNormTrainingAddReLUMask(x[:32], x[:31], f, f, 1e-3, good, x[:32], mask, f, f); err == nil {
-		t.Error("BatchNormTrainingAddReLUMask accepted a short residual")
+	if err := BatchNormTraining(x[:32], f, f, 1e-3, good, BatchNormEpilogue[float32]{Residual: x[:31], ReLU: true, Mask: mask}, x[:32], f, f); err == nil {
+		t.Error("BatchNormTraining accepted a short residual")
 	}
-	if err := BatchNormGradientReLUMask(x[:32], f, f, f, x[:32], mask, 1e-3, good, x[:32], f, f, x[:31]); err == nil {
-		t.Error("BatchNormGradientReLUMask accepted a short maskedGrad")
+	if err := BatchNormGradient(x[:32], f, f, f, x[:32], 1e-3, good, BatchNormReLUGrad[float32]{Mask: mask, MaskedGrad: x[:31]}, x[:32], f, f); err == nil {
+		t.Error("BatchNormGradient accepted a short maskedGrad")
 	}
 }

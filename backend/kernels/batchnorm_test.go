@@ -97,7 +97,7 @@ func testBatchNormRandom[T KernelFloat](t *testing.T, tol float64) {
 		what := fmt.Sprintf("dims=%v axis=%d", dims, axis)
 
 		normalized, bMean, bVar := make([]T, n), make([]T, nf), make([]T, nf)
-		if err := BatchNormTraining(x, scale, offset, eps, l, normalized, bMean, bVar); err != nil {
+		if err := BatchNormTraining(x, scale, offset, eps, l, BatchNormEpilogue[T]{}, normalized, bMean, bVar); err != nil {
 			t.Fatal(err)
 		}
 		poolCheck(t, "training mean "+what, bnToF64(bMean), ref.mean, tol)
@@ -105,13 +105,13 @@ func testBatchNormRandom[T KernelFloat](t *testing.T, tol float64) {
 		poolCheck(t, "training normalized "+what, bnToF64(normalized), ref.normalized, 10*tol)
 
 		inf := make([]T, n)
-		if err := BatchNormInference(x, scale, offset, mean, variance, eps, l, inf); err != nil {
+		if err := BatchNormInference(x, scale, offset, mean, variance, eps, l, BatchNormEpilogue[T]{}, inf); err != nil {
 			t.Fatal(err)
 		}
 		poolCheck(t, "inference "+what, bnToF64(inf), ref.inference, tol)
 
 		gradX, gradScale, gradOffset := make([]T, n), make([]T, nf), make([]T, nf)
-		if err := BatchNormGradient(x, scale, mean, variance, gradOut, eps, l, gradX, gradScale, gradOffset); err != nil {
+		if err := BatchNormGradient(x, scale, mean, variance, gradOut, eps, l, BatchNormReLUGrad[T]{}, gradX, gradScale, gradOffset); err != nil {
 			t.Fatal(err)
 		}
 		poolCheck(t, "gradOffset "+what, bnToF64(gradOffset), ref.gradOffset, tol)
@@ -143,7 +143,7 @@ func TestBatchNormTrainingLargeMean(t *testing.T) {
 			ones[f] = 1
 		}
 		normalized, mean, variance := make([]float32, n), make([]float32, nf), make([]float32, nf)
-		if err := BatchNormTraining(x, ones, zeros, 0, l, normalized, mean, variance); err != nil {
+		if err := BatchNormTraining(x, ones, zeros, 0, l, BatchNormEpilogue[float32]{}, normalized, mean, variance); err != nil {
 			t.Fatal(err)
 		}
 		ref := computeRefBatchNorm(dims, axis, x, ones, zeros, mean, variance, x, 0)
@@ -172,7 +172,7 @@ func TestBatchNormGradientIsTrainingGradient(t *testing.T) {
 		w := poolRandSlice[float64](rng, n, -1, 1)
 		normalized, mean, variance := make([]float64, n), make([]float64, nf), make([]float64, nf)
 		loss := func() float64 {
-			if err := BatchNormTraining(x, scale, offset, eps, l, normalized, mean, variance); err != nil {
+			if err := BatchNormTraining(x, scale, offset, eps, l, BatchNormEpilogue[float64]{}, normalized, mean, variance); err != nil {
 				t.Fatal(err)
 			}
 			s := 0.0
@@ -183,7 +183,7 @@ func TestBatchNormGradientIsTrainingGradient(t *testing.T) {
 		}
 		loss()
 		gradX, gradScale, gradOffset := make([]float64, n), make([]float64, nf), make([]float64, nf)
-		if err := BatchNormGradient(x, scale, mean, variance, w, eps, l, gradX, gradScale, gradOffset); err != nil {
+		if err := BatchNormGradient(x, scale, mean, variance, w, eps, l, BatchNormReLUGrad[float64]{}, gradX, gradScale, gradOffset); err != nil {
 			t.Fatal(err)
 		}
 		fd := func(v []float64, i int) float64 {
@@ -245,16 +245,16 @@ func TestBatchNormLayout(t *testing.T) {
 func TestBatchNormErrors(t *testing.T) {
 	l := BatchNormLayout{Outer: 2, Features: 3, Inner: 2}
 	x, f := make([]float32, 12), make([]float32, 3)
-	if err := BatchNormTraining(x[:11], f, f, 1e-3, l, x, f, f); err == nil || !strings.Contains(err.Error(), "x has 11 elements, want 12") {
+	if err := BatchNormTraining(x[:11], f, f, 1e-3, l, BatchNormEpilogue[float32]{}, x, f, f); err == nil || !strings.Contains(err.Error(), "x has 11 elements, want 12") {
 		t.Errorf("short x: error = %v", err)
 	}
-	if err := BatchNormInference(x, f, f[:2], f, f, 1e-3, l, x); err == nil || !strings.Contains(err.Error(), "offset has 2 elements, want 3") {
+	if err := BatchNormInference(x, f, f[:2], f, f, 1e-3, l, BatchNormEpilogue[float32]{}, x); err == nil || !strings.Contains(err.Error(), "offset has 2 elements, want 3") {
 		t.Errorf("short offset: error = %v", err)
 	}
-	if err := BatchNormGradient(x, f, f, f, x, 1e-3, l, x[:1], f, f); err == nil || !strings.Contains(err.Error(), "gradX has 1 elements, want 12") {
+	if err := BatchNormGradient(x, f, f, f, x, 1e-3, l, BatchNormReLUGrad[float32]{}, x[:1], f, f); err == nil || !strings.Contains(err.Error(), "gradX has 1 elements, want 12") {
 		t.Errorf("short gradX: error = %v", err)
 	}
-	if err := BatchNormGradient(x, f, f, f, x, 1e-3, BatchNormLayout{-1, 3, 2}, x, f, f); err == nil || !strings.Contains(err.Error(), "invalid layout") {
+	if err := BatchNormGradient(x, f, f, f, x, 1e-3, BatchNormLayout{-1, 3, 2}, BatchNormReLUGrad[float32]{}, x, f, f); err == nil || !strings.Contains(err.Error(), "invalid layout") {
 		t.Errorf("negative layout: error = %v", err)
 	}
 }
@@ -270,17 +270,17 @@ func TestBatchNormEmpty(t *testing.T) {
 		nf := l.Features
 		f := func() []float64 { return make([]float64, nf) }
 		mean, variance := f(), f()
-		if err := BatchNormTraining(nil, f(), f(), 1e-3, l, nil, mean, variance); err != nil {
+		if err := BatchNormTraining(nil, f(), f(), 1e-3, l, BatchNormEpilogue[float64]{}, nil, mean, variance); err != nil {
 			t.Fatalf("%v: %v", dims, err)
 		}
-		if err := BatchNormInference(nil, f(), f(), f(), f(), 1e-3, l, nil); err != nil {
+		if err := BatchNormInference(nil, f(), f(), f(), f(), 1e-3, l, BatchNormEpilogue[float64]{}, nil); err != nil {
 			t.Fatalf("%v: %v", dims, err)
 		}
 		gradScale, gradOffset := f(), f()
 		for i := range gradScale {
 			gradScale[i], gradOffset[i] = 5, 5
 		}
-		if err := BatchNormGradient(nil, f(), f(), f(), nil, 1e-3, l, nil, gradScale, gradOffset); err != nil {
+		if err := BatchNormGradient(nil, f(), f(), f(), nil, 1e-3, l, BatchNormReLUGrad[float64]{}, nil, gradScale, gradOffset); err != nil {
 			t.Fatalf("%v: %v", dims, err)
 		}
 		poolCheck(t, fmt.Sprintf("%v gradScale", dims), gradScale, f(), 0)

@@ -215,7 +215,9 @@ func conv[T gemmFloat](p *ConvParams, input, kernel, output []T) error {
 		gemmRun(&sp.gemmProblem)
 	}
 	// Many small independent problems (e.g. grouped convolutions) run in
-	// parallel with each other; big ones parallelise internally.
+	// parallel with each other; big ones parallelise internally. Either way
+	// each is computed as gemmRun would (the result does not depend on the
+	// split).
 	small := len(subs) >= 2*Workers()
 	for _, sp := range subs {
 		if 2*float64(sp.m)*float64(sp.n)*float64(sp.k) > 4*gemmMinParallelFlops {
@@ -230,7 +232,7 @@ func conv[T gemmFloat](p *ConvParams, input, kernel, output []T) error {
 					continue
 				}
 				ws := gemmGetWorkspace[T]()
-				gemmRange(&sp.gemmProblem, gemmKernelFor[T](), ws, 0, sp.m, 0, sp.n, 0, sp.k, sp.c, 1, 0)
+				gemmRunWith(&sp.gemmProblem, ws, 1)
 				gemmPutWorkspace(ws)
 			}
 		})

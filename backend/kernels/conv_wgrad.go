@@ -24,8 +24,8 @@ import (
 // registers, broadcasts MR consecutive channels of x and loads 16
 // consecutive channels of dy per step, and walks a run of positions along
 // the last spatial axis with fixed byte strides. The images are split
-// between the workers, each summing into its own copy of the result, and
-// the copies are added at the end.
+// into parts, each summed into its own copy of the result, and the copies
+// are added at the end (see convWgrad).
 
 // wgradNR is the number of columns (output channels) of every kernel
 // gradient micro-kernel.
@@ -267,53 +267,101 @@ var wgradPool = sync.Pool{New: func() any { return new(wgradWorkspace) }}
 // and tile reads them).
 const wgradChunkBytes = 512 << 10
 
+// The kernel gradient is a sum over images. Its images are split into
+// parts, each summed into its own copy of the result (a partial), and the
+// partials are added in order at the end; the rows (forward input
+// channels) are split into blocks, which write disjoint parts of a
+// partial. Both splits depend on the shape only, never on the number of
+// workers, so that the sums, and the results, are the same whatever that
+// number: the workers only take the (part, row block) items.
+const (
+	// wgradItems is the number of work items the splits aim at.
+	wgradItems = 16
+	// wgradPartPositions is the least number of output-gradient positions
+	// (images times positions per image) a part sums, so that adding the
+	// partials costs little next to computing them.
+	wgradPartPositions = 1024
+	// wgradPartialBudget bounds the elements of all partials together.
+	wgradPartialBudget = 1 << 23
+)
+
+// split returns the number of image parts and row blocks of g (computed
+// with the micro-kernel of mr rows).
+func (g *wgradGeom) split(mr int) (parts, rowBlocks int) {
+	positions := g.images
+	for _, v := range g.ko {
+		positions *= v
+	}
+	parts = min(g.images, wgradItems, max(1, positions/wgradPartPositions), max(1, wgradPartialBudget/g.tileElements))
+	rowBlocks = min(g.rowsP/mr, (wgradItems+parts-1)/parts)
+	return parts, rowBlocks
+}
+
 // convWgrad runs the direct kernel-gradient convolution.
 func convWgrad(g *wgradGeom, wk *wgradKernel, input, kernel, output []float32) {
 	g.inLen = len(input)
-	parts := min(Workers(), g.images)
+	parts, rowBlocks := g.split(wk.mr)
+	tiles := g.rowsP / wk.mr
 	ws := wgradPool.Get().(*wgradWorkspace)
 	partial := gemmGrow(ws.partial, parts*g.tileElements)
 	ws.partial = partial
-	clear(partial)
-	Parallel(parts, 1, func(lo, hi int) {
+	Parallel(parts*rowBlocks, 1, func(lo, hi int) {
 		w := wgradPool.Get().(*wgradWorkspace)
-		for part := lo; part < hi; part++ {
+		for item := lo; item < hi; item++ {
+			part, b := item/rowBlocks, item%rowBlocks
 			n0, n1 := part*g.images/parts, (part+1)*g.images/parts
-			g.accumulate(w, wk, input, kernel, partial[part*g.tileElements:(part+1)*g.tileElements], n0, n1)
+			r0, r1 := b*tiles/rowBlocks*wk.mr, (b+1)*tiles/rowBlocks*wk.mr
+			g.accumulate(w, wk, input, kernel, partial[part*g.tileElements:(part+1)*g.tileElements], n0, n1, r0, r1)
 		}
 		w.args = wgradMicroArgs{}
 		wgradPool.Put(w)
 	})
 	// Add the parts into the output: element (row, tap, col) of the
-	// output is partial[(tap*rowsP + row)*cols + col] summed over parts
-	// (rows past rows are padding).
-	tap := gemmGrow(ws.tap, g.d)
-	ws.tap = tap
-	clear(tap)
-	for t := 0; t < g.nTaps; t++ {
-		toff := 0
-		for i, v := range tap {
-			toff += v * g.outSt[i]
-		}
-		for r := 0; r < g.rows; r++ {
+	// output is partial[(tap*rowsP + row)*cols + col] summed over parts,
+	// in order (rows past rows are padding). Items are (tap, row) pairs.
+	Parallel(g.nTaps*g.rows, poolGrain(parts*g.cols), func(lo, hi int) {
+		w := wgradPool.Get().(*wgradWorkspace)
+		tap := gemmGrow(w.tap, g.d)
+		w.tap = tap
+		t, r := lo/g.rows, lo%g.rows
+		transposeDecode(tap, t, g.taps)
+		for item := lo; item < hi; item++ {
+			toff := 0
+			for i, v := range tap {
+				toff += v * g.outSt[i]
+			}
 			dst := output[r*g.outRow+toff : r*g.outRow+toff+g.cols]
 			src := (t*g.rowsP + r) * g.cols
 			copy(dst, partial[src:src+g.cols])
 			for part := 1; part < parts; part++ {
-				p := partial[part*g.tileElements+src : part*g.tileElements+src+g.cols]
-				for j, v := range p {
-					dst[j] += v
-				}
+				wgradAdd(dst, partial[part*g.tileElements+src:part*g.tileElements+src+g.cols])
+			}
+			if r++; r == g.rows {
+				r = 0
+				t++
+				transposeNext(tap, g.taps)
 			}
 		}
-		transposeNext(tap, g.taps)
-	}
+		wgradPool.Put(w)
+	})
 	wgradPool.Put(ws)
 }
 
-// accumulate adds the contribution of images [n0, n1) to part, laid out
-// as [tap][row][col].
-func (g *wgradGeom) accumulate(w *wgradWorkspace, wk *wgradKernel, input, kernel, part []float32, n0, n1 int) {
+// wgradAdd sets dst[i] += src[i].
+func wgradAdd(dst, src []float32) {
+	i := 0
+	if n := len(dst) &^ 7; n > 0 && elemSIMD() {
+		addAVX2(&dst[0], &dst[0], &src[0], n)
+		i = n
+	}
+	for ; i < len(dst); i++ {
+		dst[i] += src[i]
+	}
+}
+
+// accumulate sets rows [r0, r1) (whole row tiles) of part, laid out as
+// [tap][row][col], to the contribution of images [n0, n1).
+func (g *wgradGeom) accumulate(w *wgradWorkspace, wk *wgradKernel, input, kernel, part []float32, n0, n1, r0, r1 int) {
 	const size = 4
 	d := g.d
 	dyImage := g.cols
@@ -328,6 +376,9 @@ func (g *wgradGeom) accumulate(w *wgradWorkspace, wk *wgradKernel, input, kernel
 	args.astep = g.kd[d-1] * g.inSt[d-1] * size
 	args.bstep = g.kSt[d-1] * size
 	args.ldc = g.cols * size
+	for t := range g.nTaps {
+		clear(part[(t*g.rowsP+r0)*g.cols : (t*g.rowsP+r1)*g.cols])
+	}
 	for c0 := n0; c0 < n1; c0 += chunk {
 		c1 := min(c0+chunk, n1)
 		clear(w.tap)
@@ -341,15 +392,15 @@ func (g *wgradGeom) accumulate(w *wgradWorkspace, wk *wgradKernel, input, kernel
 			}
 			args.segs = unsafe.Pointer(&w.segs[0])
 			args.nseg = len(w.segs) / 3
-			for r0 := 0; r0 < g.rows; r0 += wk.mr {
-				args.abase = unsafe.Pointer(&input[r0])
+			for r := r0; r < min(r1, g.rows); r += wk.mr {
+				args.abase = unsafe.Pointer(&input[r])
 				for c := 0; c < g.cols; c += wgradNR {
 					args.bbase = unsafe.Pointer(&kernel[c])
-					args.c = unsafe.Pointer(&part[(t*g.rowsP+r0)*g.cols+c])
+					args.c = unsafe.Pointer(&part[(t*g.rowsP+r)*g.cols+c])
 					wk.fn(args)
 				}
 			}
-			g.accumulateTail(w, input, kernel, part[t*g.rowsP*g.cols:])
+			g.accumulateTail(w, input, kernel, part[t*g.rowsP*g.cols:], r0, min(r1, g.rows))
 		}
 	}
 }
@@ -445,13 +496,14 @@ func (g *wgradGeom) trimEnd(w *wgradWorkspace, segs []int) []int {
 	return segs
 }
 
-// accumulateTail adds the steps trimEnd removed to part (one tap's
-// [rowsP][cols] sums), in plain Go.
-func (g *wgradGeom) accumulateTail(w *wgradWorkspace, input, kernel, part []float32) {
+// accumulateTail adds the steps trimEnd removed to rows [r0, r1) of part
+// (one tap's [rowsP][cols] sums), in plain Go.
+func (g *wgradGeom) accumulateTail(w *wgradWorkspace, input, kernel, part []float32, r0, r1 int) {
 	for i := 0; i+1 < len(w.tail); i += 2 {
-		a := input[w.tail[i]/4 : w.tail[i]/4+g.rows]
+		a := input[w.tail[i]/4+r0 : w.tail[i]/4+r1]
 		b := kernel[w.tail[i+1]/4 : w.tail[i+1]/4+g.cols]
 		for r, x := range a {
+			r += r0
 			row := part[r*g.cols : (r+1)*g.cols]
 			for j, y := range b {
 				row[j] += x * y

@@ -7,18 +7,6 @@ import "golang.org/x/sys/cpu"
 // The AVX2 loops of elementwise_amd64.s; n is a positive multiple of 8.
 
 //go:noescape
-func reluAVX2(dst, x *float32, n int)
-
-//go:noescape
-func addReLUAVX2(dst, a, b *float32, n int)
-
-//go:noescape
-func reluGradAVX2(dst, gr, y *float32, n int)
-
-//go:noescape
-func axpyAVX2(dst *float32, a float32, x *float32, n int)
-
-//go:noescape
 func addAVX2(dst, a, b *float32, n int)
 
 //go:noescape

@@ -20,8 +20,12 @@ const (
 	// gemmMinParallelFlops is the problem size (2*m*n*k) below which GEMM runs
 	// on the calling goroutine only.
 	gemmMinParallelFlops = 1 << 18
-	// gemmMaxSplitKElems bounds m*n for splitting k over the workers.
+	// gemmMaxSplitKElems bounds m*n for splitting k into parts.
 	gemmMaxSplitKElems = 1 << 22
+	// gemmSplitKMaxParts bounds the number of parts k is split into, and
+	// gemmSplitKBudget their partial products' elements in all.
+	gemmSplitKMaxParts = 16
+	gemmSplitKBudget   = 1 << 22
 	// gemmMaxDynamicB bounds k*n (the B operand every chunk of rows packs
 	// again) for splitting the rows of C into dynamically claimed chunks;
 	// above it B is packed once and shared. At 1<<16 the 8x8x64 ResNet-20
@@ -112,7 +116,7 @@ func gemm[T gemmFloat](transA, transB bool, m, n, k int, alpha T, a []T, lda int
 		gemmMatA[T]{a: a, lda: lda, trans: transA, pack: transA || (lda*int(unsafe.Sizeof(es)))%2048 == 0},
 		gemmMatB[T]{b: b, ldb: ldb, trans: transB},
 		gemmMatC[T]{c: c, ldc: ldc})
-	gemmRunWith(pr, ws)
+	gemmRunWith(pr, ws, Workers())
 	gemmPutWorkspace(ws)
 	return nil
 }
@@ -180,7 +184,7 @@ type gemmWorkspace[T gemmFloat] struct {
 	bpack   []T   // packed B block
 	apack   []T   // packed A block (transposed or aliasing A)
 	zeros   []T   // zero rows of A (never written)
-	partial []T   // this worker's part of C when k is split
+	partial []T   // the partial products when k is split (gemmRunSplitK)
 	swapped []T   // the transposed product of gemmSwapped
 	bpair   []T   // scratch for the pair kernels' B layout
 	segs    []int // micro-kernel segments of the current A block
@@ -200,7 +204,8 @@ type gemmWorkspace[T gemmFloat] struct {
 	pass gemmPass[T]
 	call gemmCall[T]
 	// split is the state of a parallel GEMM this goroutine runs; pc is the
-	// C operand of this worker's partial product when k is split.
+	// C operand of the partial product this worker computes when k is
+	// split.
 	split *gemmSplit[T]
 	pc    gemmMatC[T]
 }
@@ -294,20 +299,45 @@ func gemmSplitBlocks(length, maxBlock, align int) int {
 // gemmRun executes a GEMM problem, splitting it over the workers.
 func gemmRun[T gemmFloat](pr *gemmProblem[T]) {
 	ws := gemmGetWorkspace[T]()
-	gemmRunWith(pr, ws)
+	gemmRunWith(pr, ws, Workers())
 	gemmPutWorkspace(ws)
 }
 
+// gemmSplitKParts returns the number of parts the k range of an m x n x k
+// product is split into, each summed into its own partial product, or 1 for
+// none: deep products (k much larger than m and n) of at least two k blocks,
+// whose m x n partial products fit gemmSplitKBudget. It depends on the shape
+// only, never on the number of workers, so that the sums, and the results,
+// are the same whatever that number.
+func gemmSplitKParts(m, n, k int) int {
+	blocks := (k + gemmKC - 1) / gemmKC
+	if blocks < 2 || k < 8*m || k < 8*n || m*n > gemmMaxSplitKElems ||
+		2*float64(m)*float64(n)*float64(k) < gemmMinParallelFlops {
+		return 1
+	}
+	return min(blocks, gemmSplitKMaxParts, max(2, gemmSplitKBudget/(m*n)))
+}
+
 // gemmRunWith is gemmRun with a workspace the caller holds (its call and
-// swapped fields may be in use): the serial path computes in it, and a
-// parallel one keeps its split state there.
-func gemmRunWith[T gemmFloat](pr *gemmProblem[T], owner *gemmWorkspace[T]) {
+// swapped fields may be in use), over at most w workers: the serial path
+// computes in it, and a parallel one keeps its split state there.
+//
+// Every way of splitting the work computes each element of C with the same
+// operations in the same order (the same k blocks, micro-kernels and row
+// tiles), so the result does not depend on w.
+func gemmRunWith[T gemmFloat](pr *gemmProblem[T], owner *gemmWorkspace[T], w int) {
 	kern := gemmKernelFor[T]()
 	m, n, k := pr.m, pr.n, pr.k
-	w := Workers()
 	flops := 2 * float64(m) * float64(n) * float64(k)
 	tilesM := (m + kern.mr - 1) / kern.mr
 	stripsN := (n + kern.nrW - 1) / kern.nrW
+	if parts := gemmSplitKParts(m, n, k); parts > 1 {
+		sp := owner.splitState()
+		sp.pr, sp.kern = pr, kern
+		gemmRunSplitK(sp, owner, parts, w)
+		sp.reset()
+		return
+	}
 	if w <= 1 || flops < gemmMinParallelFlops {
 		gemmRange(pr, kern, owner, 0, m, 0, n, 0, k, pr.c, pr.alpha, pr.beta)
 		return
@@ -326,19 +356,13 @@ func gemmRunWith[T gemmFloat](pr *gemmProblem[T], owner *gemmWorkspace[T]) {
 		}
 		gemmRunShared(sp, owner, w)
 	}
-	// Splitting k costs a private m x n buffer per worker.
-	splitK := k >= w*gemmKC && m*n <= gemmMaxSplitKElems
 	switch {
-	case splitK && k >= 8*m && k >= 8*n:
-		gemmRunSplitK(sp)
 	case tilesM >= 4*w:
 		splitM()
 	case stripsN >= 4*w:
 		Parallel(stripsN, 1, sp.stripsFn)
 	case tilesM >= w:
 		splitM()
-	case splitK:
-		gemmRunSplitK(sp)
 	default:
 		gemmRange(pr, kern, owner, 0, m, 0, n, 0, k, pr.c, pr.alpha, pr.beta)
 	}
@@ -356,13 +380,12 @@ type gemmSplit[T gemmFloat] struct {
 	chunk, tilesM int
 	ps            *gemmPass[T]
 	mc0, blocks   int
-	// Split k (splitKFn): the workers' workspaces, holding their partial
-	// products.
-	mu    sync.Mutex
-	parts []*gemmWorkspace[T]
-	off   [1]int // a row offset (kept here: it would escape on the stack)
+	// Split k (splitKFn, sumKFn): the number of parts and their partial
+	// products, part after part (in the calling goroutine's workspace).
+	kParts   int
+	partials []T
 
-	rowsFn, stripsFn, packFn, computeFn, splitKFn func(lo, hi int)
+	rowsFn, stripsFn, packFn, computeFn, splitKFn, sumKFn func(lo, hi int)
 }
 
 // splitState returns the workspace's split state, binding its Parallel
@@ -370,7 +393,8 @@ type gemmSplit[T gemmFloat] struct {
 func (ws *gemmWorkspace[T]) splitState() *gemmSplit[T] {
 	if ws.split == nil {
 		sp := &gemmSplit[T]{}
-		sp.rowsFn, sp.stripsFn, sp.packFn, sp.computeFn, sp.splitKFn = sp.rows, sp.strips, sp.pack, sp.compute, sp.splitK
+		sp.rowsFn, sp.stripsFn, sp.packFn, sp.computeFn = sp.rows, sp.strips, sp.pack, sp.compute
+		sp.splitKFn, sp.sumKFn = sp.splitK, sp.sumK
 		ws.split = sp
 	}
 	return ws.split
@@ -378,9 +402,7 @@ func (ws *gemmWorkspace[T]) splitState() *gemmSplit[T] {
 
 // reset drops the references the split state holds to the problem.
 func (sp *gemmSplit[T]) reset() {
-	sp.pr, sp.ps = nil, nil
-	clear(sp.parts)
-	sp.parts = sp.parts[:0]
+	sp.pr, sp.ps, sp.partials = nil, nil, nil
 }
 
 // rows claims chunks of row tiles and computes them.
@@ -429,36 +451,36 @@ func (sp *gemmSplit[T]) compute(_, _ int) {
 	gemmPutWorkspace(ws)
 }
 
-// splitK accumulates the k chunks [lo, hi) into a private m x n buffer.
+// splitK computes the k parts [lo, hi), each into its partial product.
 func (sp *gemmSplit[T]) splitK(lo, hi int) {
 	pr := sp.pr
 	m, n, k := pr.m, pr.n, pr.k
+	blocks := (k + gemmKC - 1) / gemmKC
 	ws := gemmGetWorkspace[T]()
-	ws.partial = gemmGrow(ws.partial, m*n)
-	sp.mu.Lock()
-	sp.parts = append(sp.parts, ws)
-	sp.mu.Unlock()
-	ws.pc = gemmMatC[T]{c: ws.partial, ldc: n}
-	gemmRange(pr, sp.kern, ws, 0, m, 0, n, lo*gemmKC, min(hi*gemmKC, k), &ws.pc, 1, 0)
+	for part := lo; part < hi; part++ {
+		k0 := part * blocks / sp.kParts * gemmKC
+		k1 := min((part+1)*blocks/sp.kParts*gemmKC, k)
+		ws.pc = gemmMatC[T]{c: sp.partials[part*m*n : (part+1)*m*n], ldc: n}
+		gemmRange(pr, sp.kern, ws, 0, m, 0, n, k0, k1, &ws.pc, 1, 0)
+	}
+	gemmPutWorkspace(ws)
 }
 
-// gemmRunSplitK splits the k range over the workers: each accumulates its
-// part of A*B into a private m x n buffer, and the parts are then summed into
-// C = alpha*sum + beta*C.
-func gemmRunSplitK[T gemmFloat](sp *gemmSplit[T]) {
+// sumK adds the partial products into rows [lo, hi) of C: C = alpha*sum +
+// beta*C, the parts summed in order.
+func (sp *gemmSplit[T]) sumK(lo, hi int) {
 	pr := sp.pr
-	m, n, k := pr.m, pr.n, pr.k
-	chunks := (k + gemmKC - 1) / gemmKC
-	Parallel(chunks, 1, sp.splitKFn)
-	off := sp.off[:]
+	m, n := pr.m, pr.n
+	ws := gemmGetWorkspace[T]()
+	ws.coffs = gemmGrow(ws.coffs, hi-lo)
+	pr.c.rowOffsets(lo, ws.coffs)
 	base := pr.c.base()
-	for i := 0; i < m; i++ {
-		pr.c.rowOffsets(i, off)
-		row := unsafe.Slice((*T)(unsafe.Add(base, off[0])), n)
+	for i := lo; i < hi; i++ {
+		row := unsafe.Slice((*T)(unsafe.Add(base, ws.coffs[i-lo])), n)
 		for j := range row {
-			var s T
-			for _, ws := range sp.parts {
-				s += ws.partial[i*n+j]
+			s := sp.partials[i*n+j]
+			for part := 1; part < sp.kParts; part++ {
+				s += sp.partials[part*m*n+i*n+j]
 			}
 			if pr.beta == 0 {
 				row[j] = pr.alpha * s
@@ -467,9 +489,25 @@ func gemmRunSplitK[T gemmFloat](sp *gemmSplit[T]) {
 			}
 		}
 	}
-	for _, ws := range sp.parts {
-		gemmPutWorkspace(ws)
+	gemmPutWorkspace(ws)
+}
+
+// gemmRunSplitK splits the k range into parts (gemmSplitKParts) of whole k
+// blocks: each part's product goes to its own partial m x n buffer, over w
+// workers, and the parts are then summed, in order, into C = alpha*sum +
+// beta*C. owner is the workspace holding sp; it keeps the buffers.
+func gemmRunSplitK[T gemmFloat](sp *gemmSplit[T], owner *gemmWorkspace[T], parts, w int) {
+	pr := sp.pr
+	m, n := pr.m, pr.n
+	owner.partial = gemmGrow(owner.partial, parts*m*n)
+	sp.partials, sp.kParts = owner.partial, parts
+	if w <= 1 {
+		sp.splitK(0, parts)
+		sp.sumK(0, m)
+		return
 	}
+	Parallel(parts, 1, sp.splitKFn)
+	Parallel(m, max(1, (1<<14)/(parts*n)), sp.sumKFn)
 }
 
 // gemmRange computes rows [m0, m1) and columns [n0, n1) of
@@ -482,7 +520,7 @@ func gemmRange[T gemmFloat](pr *gemmProblem[T], kern *gemmKernel, ws *gemmWorksp
 	for jc := n0; jc < n1; jc += gemmNC {
 		for pc := k0; pc < k1; pc += kc0 {
 			ps := &ws.pass
-			ps.set(pr, kern, m1-m0, jc, min(gemmNC, n1-jc), k0, pc, min(kc0, k1-pc), alpha, beta)
+			ps.set(pr, kern, jc, min(gemmNC, n1-jc), k0, pc, min(kc0, k1-pc), alpha, beta)
 			ws.bpack = gemmGrow(ws.bpack, ps.kc*ps.nStrips*kern.nrW)
 			ps.bpack = ws.bpack
 			for s := 0; s < ps.nStrips; s++ {
@@ -511,7 +549,7 @@ func gemmRunShared[T gemmFloat](sp *gemmSplit[T], owner *gemmWorkspace[T], w int
 	for jc := 0; jc < n; jc += gemmNC {
 		for pc := 0; pc < k; pc += kc0 {
 			ps := &owner.pass
-			ps.set(pr, kern, m, jc, min(gemmNC, n-jc), 0, pc, min(kc0, k-pc), pr.alpha, pr.beta)
+			ps.set(pr, kern, jc, min(gemmNC, n-jc), 0, pc, min(kc0, k-pc), pr.alpha, pr.beta)
 			owner.bpack = gemmGrow(owner.bpack, ps.kc*ps.nStrips*kern.nrW)
 			ps.bpack = owner.bpack
 			sp.ps = ps
@@ -537,18 +575,21 @@ type gemmPass[T gemmFloat] struct {
 }
 
 // set sets up ps as the pass of columns [jc, jc+nc) and k range
-// [pc, pc+kc) over rows rows of C; k0 is the first k of the range the
-// caller computes (its first pass applies beta, later ones accumulate).
-// The caller then points ps.bpack at its packing buffer.
-func (ps *gemmPass[T]) set(pr *gemmProblem[T], kern *gemmKernel, rows, jc, nc, k0, pc, kc int, alpha, beta T) {
+// [pc, pc+kc); k0 is the first k of the range the caller computes (its
+// first pass applies beta, later ones accumulate). The caller then points
+// ps.bpack at its packing buffer.
+func (ps *gemmPass[T]) set(pr *gemmProblem[T], kern *gemmKernel, jc, nc, k0, pc, kc int, alpha, beta T) {
 	*ps = gemmPass[T]{pr: pr, kern: kern, jc: jc, nc: nc, pc: pc, kc: kc,
 		nStrips: (nc + kern.nrW - 1) / kern.nrW, alpha: alpha, beta: beta, useBeta: beta != 0}
 	if pc != k0 {
 		ps.beta, ps.useBeta = 1, true
 	}
 	// The pair kernel serves a narrow strip of 16 when all segments have
-	// even k and enough row tiles share its (costlier) packed B.
-	if kern.pair != nil && rows >= gemmMinPairRows*kern.mr {
+	// even k and enough row tiles share its (costlier) packed B. It sums in
+	// another order than the narrow kernel, so the choice depends on the
+	// problem's rows, not on the part of them a worker computes: results
+	// must not depend on how the rows are split.
+	if kern.pair != nil && pr.m >= gemmMinPairRows*kern.mr {
 		if ev, ok := pr.a.(gemmEvenSegments); ok && ev.evenSegments(pc, kc) {
 			ps.usePair = true
 		}
@@ -774,7 +815,7 @@ func gemmSwapped[T gemmFloat](transB bool, m, n, k int, alpha T, a []T, lda int,
 		gemmMatA[T]{a: b, lda: ldb, trans: !transB, pack: !transB || (ldb*int(unsafe.Sizeof(es)))%2048 == 0},
 		gemmMatB[T]{b: a, ldb: lda},
 		gemmMatC[T]{c: t, ldc: m})
-	gemmRunWith(pr, ws)
+	gemmRunWith(pr, ws, Workers())
 	// C = alpha*T^T + beta*C, in blocks for locality.
 	const bs = 32
 	for i0 := 0; i0 < m; i0 += bs {
