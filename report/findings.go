@@ -582,7 +582,8 @@ func (d *data) flaggedFinding() (Finding, bool) {
 				Text: fmt.Sprintf("%s: all %d runs are flagged, so its numbers describe flagged runs and say little about SGT.", groupLabel(g, multi), k)})
 		default:
 			f.Lines = append(f.Lines, Statement{Verdict: "left out", Tone: ToneFlag,
-				Text: fmt.Sprintf("%s: %d of %d runs %s flagged and left out of the means; count them as failures of the setting, not as noise.", groupLabel(g, multi), k, len(g.runs), map[bool]string{true: "is", false: "are"}[k == 1])})
+				Text: fmt.Sprintf("%s: %d of %d runs %s flagged and left out of the means; count %s as %s of the setting, not as noise.", groupLabel(g, multi), k, len(g.runs),
+					map[bool]string{true: "is", false: "are"}[k == 1], map[bool]string{true: "it", false: "them"}[k == 1], map[bool]string{true: "a failure", false: "failures"}[k == 1])})
 		}
 	}
 	return f, true

@@ -37,7 +37,8 @@ type RunInfo struct {
 }
 
 // Load reads the runs of the given directories. Each may be an experiment
-// directory (grid.json: its finished trials are read), a run directory
+// directory (grid.json: its finished trials are read, and its failed
+// trials that finished an epoch, with their error in Failure), a run directory
 // (config.json and metrics.csv), or a directory whose subdirectories are
 // either. A run reached twice (the same directory given twice, or through a
 // parent and itself) counts once. Notes collects what was skipped or
