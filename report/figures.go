@@ -1,167 +1,35 @@
 package report
 
 import (
-	"bytes"
 	"fmt"
-	"image/color"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgsvg"
 
 	"github.com/sgt-dev/sgt"
-	"github.com/sgt-dev/sgt/experiment"
 	"github.com/sgt-dev/sgt/rundir"
+	"github.com/sgt-dev/sgt/train"
 )
 
-// Figure size in the SVG files.
-const (
-	figWidth  = 6.4 * vg.Inch
-	figHeight = 4 * vg.Inch
+// Line styles shared by the figures.
+var (
+	meanWidth   = vg.Points(2.2)
+	seedWidth   = vg.Points(0.8)
+	seedOpacity = uint8(80)
+	flagDashes  = []vg.Length{vg.Points(3), vg.Points(2)}
+	paperDashes = []vg.Length{vg.Points(5), vg.Points(3)}
 )
-
-// palette holds distinguishable line colours (the Tableau 10 colours).
-var palette = []color.RGBA{
-	{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255}, {148, 103, 189, 255},
-	{140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255}, {188, 189, 34, 255}, {23, 190, 207, 255},
-}
-
-func colorAt(i int) color.RGBA { return palette[i%len(palette)] }
-
-func newPlot(title, x, y string) *plot.Plot {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = x
-	p.Y.Label.Text = y
-	p.Add(plotter.NewGrid())
-	p.Legend.Top = true
-	return p
-}
-
-// renderSVG draws p as SVG. gonum/plot reports some problems by panicking
-// (e.g. non-positive values on a log axis); they become errors.
-func renderSVG(p *plot.Plot) (out []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("drawing %q: %v", p.Title.Text, r)
-		}
-	}()
-	c := vgsvg.New(figWidth, figHeight)
-	p.Draw(draw.New(c))
-	var buf bytes.Buffer
-	if _, err := c.WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// series is one line of a figure: points with optional error bars.
-type series struct {
-	label      string
-	xs, ys     []float64
-	errs       []float64 // standard deviations (nil: no error bars)
-	dashed     bool
-	pointsOnly bool
-	lineOnly   bool
-	color      color.RGBA
-}
-
-// errPoints adapts a series to gonum/plot's XYer and YErrorer.
-type errPoints struct{ s *series }
-
-func (e errPoints) Len() int                    { return len(e.s.xs) }
-func (e errPoints) XY(i int) (float64, float64) { return e.s.xs[i], e.s.ys[i] }
-func (e errPoints) YError(i int) (float64, float64) {
-	return e.s.errs[i], e.s.errs[i]
-}
-
-func addSeries(p *plot.Plot, s *series) error {
-	if len(s.xs) == 0 {
-		return nil
-	}
-	xys := make(plotter.XYs, len(s.xs))
-	for i := range s.xs {
-		xys[i] = plotter.XY{X: s.xs[i], Y: s.ys[i]}
-	}
-	if s.pointsOnly {
-		sc, err := plotter.NewScatter(xys)
-		if err != nil {
-			return err
-		}
-		sc.Color = s.color
-		p.Add(sc)
-		if s.label != "" {
-			p.Legend.Add(s.label, sc)
-		}
-		return nil
-	}
-	if s.lineOnly {
-		line, err := plotter.NewLine(xys)
-		if err != nil {
-			return err
-		}
-		line.Color = s.color
-		line.Width = vg.Points(1)
-		p.Add(line)
-		if s.label != "" {
-			p.Legend.Add(s.label, line)
-		}
-		return nil
-	}
-	line, points, err := plotter.NewLinePoints(xys)
-	if err != nil {
-		return err
-	}
-	line.Color = s.color
-	line.Width = vg.Points(1.5)
-	points.Color = s.color
-	points.Radius = vg.Points(2)
-	if s.dashed {
-		line.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
-	}
-	p.Add(line, points)
-	if s.errs != nil {
-		eb, err := plotter.NewYErrorBars(errPoints{s})
-		if err != nil {
-			return err
-		}
-		eb.Color = s.color
-		p.Add(eb)
-	}
-	if s.label != "" {
-		p.Legend.Add(s.label, line, points)
-	}
-	return nil
-}
-
-// figureOf draws the series into a new plot and returns the figure.
-func figureOf(name, title, caption, x, y string, ss []*series, tweak func(*plot.Plot)) (Figure, error) {
-	p := newPlot(title, x, y)
-	for _, s := range ss {
-		if err := addSeries(p, s); err != nil {
-			return Figure{}, fmt.Errorf("figure %s: %w", name, err)
-		}
-	}
-	if tweak != nil {
-		tweak(p)
-	}
-	svg, err := renderSVG(p)
-	if err != nil {
-		return Figure{}, fmt.Errorf("figure %s: %w", name, err)
-	}
-	return Figure{Name: name, Title: title, Caption: caption, SVG: svg}, nil
-}
 
 // figures draws every figure whose data exists and notes the others. A
 // malformed filter_norms.csv is an error.
-func (d *data) figures(opts Options) (figs []Figure, notes []string, err error) {
+func (d *data) figures(opts Options, paper *paperData) (figs []Figure, notes []string, err error) {
 	add := func(f Figure, err error) {
 		if err != nil {
 			notes = append(notes, "A figure was skipped: "+err.Error())
@@ -169,28 +37,22 @@ func (d *data) figures(opts Options) (figs []Figure, notes []string, err error) 
 		}
 		figs = append(figs, f)
 	}
-	skip := func(title, why string) {
-		notes = append(notes, fmt.Sprintf("Figure %q skipped: %s.", title, why))
-	}
-	add(transformFigure("transform_ordered", "Tampered probabilities of an ordered distribution", orderedExample()))
-	add(transformFigure("transform_unordered", "Tampered probabilities of an unordered distribution", unorderedExample))
+	add(transformFigure())
 	add(d.accuracyCurves(opts.LogLog))
-	add(d.versusAlpha("test_acc_vs_alpha", "Test accuracy against alpha", "test accuracy (%)", mTestAcc, true))
-	for _, m := range []struct{ metric, title, y string }{
-		{mTrainLoss, "Final training loss against alpha", "final training loss"},
-		{mLogitNorm, "Final logit norm against alpha", "final logit norm"},
-		{mGap, "Generalisation gap against alpha", "train − test accuracy (%)"},
-	} {
-		if !d.hasMetric(m.metric) {
-			skip(m.title, "no run records "+m.metric+" in "+rundir.MetricsFile)
-			continue
-		}
-		add(d.versusAlpha(m.metric+"_vs_alpha", m.title, m.y, m.metric, m.metric == mGap))
+	if f, ok, err := d.versusAlpha(); ok || err != nil {
+		add(f, err)
+	} else {
+		notes = append(notes, "Figure \"Against alpha\" skipped: no setting has runs at two or more alphas.")
 	}
-	if d.hasMetric(mLogitNorm) && d.hasMetric(mTrainLoss) {
+	for _, rec := range paper.recipes() {
+		if f, ok, err := paper.versusAlpha(d, rec); ok || err != nil {
+			add(f, err)
+		}
+	}
+	if d.has(qLogitNorm) && d.has(qTrainLoss) {
 		add(d.lossVsLogitNorm())
 	} else {
-		skip("Training loss against logit norm", "it needs train_loss and logit_norm in "+rundir.MetricsFile)
+		notes = append(notes, fmt.Sprintf("Figure \"Training loss against logit norm\" skipped: it needs train_loss and logit_norm in %s.", rundir.MetricsFile))
 	}
 	fnFigs, fnNotes, err := d.filterNormFigures(opts.Layers)
 	if err != nil {
@@ -201,17 +63,7 @@ func (d *data) figures(opts Options) (figs []Figure, notes []string, err error) 
 	return figs, notes, nil
 }
 
-// hasMetric reports whether some group has values of metric.
-func (d *data) hasMetric(metric string) bool {
-	for _, g := range d.groups {
-		if len(g.values[metric]) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// transformAlphas are the exponents drawn in the transform figures.
+// transformAlphas are the exponents drawn in the transform figure.
 var transformAlphas = []float64{1, 0.75, 0.5, 0.25, 0.1, 0}
 
 // orderedExample is a distribution over 10 classes decreasing with the
@@ -232,77 +84,149 @@ func orderedExample() []float64 {
 // unorderedExample is a peaked distribution over 10 classes in no order.
 var unorderedExample = []float64{0.03, 0.12, 0.01, 0.52, 0.05, 0.02, 0.16, 0.005, 0.07, 0.015}
 
-// transformFigure draws p' = softmax(alpha*log p) for several alpha,
-// computed with the sgt package.
-func transformFigure(name, title string, p []float64) (Figure, error) {
-	logp := make([]float64, len(p))
-	for i, v := range p {
-		logp[i] = math.Log(v)
+// transformCurve is the tampered distribution of one alpha.
+type transformCurve struct {
+	alpha  float64
+	xs, ys []float64
+}
+
+// indices returns 0, 1, ..., n-1.
+func indices(n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = float64(i)
 	}
-	ss := transformSeries(p)
-	caption := "The PowerGrad transform p'_i = p_i^alpha / sum_j p_j^alpha = softmax(alpha*z), computed with sgt.TamperedSoftmax; alpha = 1 (dashed) is p itself and alpha = 0 the uniform distribution."
-	if t, err := sgt.StationaryThreshold(logp, 0.5); err == nil {
-		caption += fmt.Sprintf(" Tampering raises exactly the probabilities below the stationary threshold t = (sum_j p_j^alpha)^(1/(alpha-1)); for alpha = 0.5 here t = %.3f.", t)
-	}
-	return figureOf(name, title, caption, "class", "probability", ss, func(p *plot.Plot) {
-		p.Y.Min = 0
-		p.Legend.Left = false
-	})
+	return out
 }
 
 // transformSeries returns, for each of transformAlphas, the tampered
-// distribution of p against the class index.
-func transformSeries(p []float64) []*series {
+// distribution p' = softmax(alpha*log p) against the class index, computed
+// with the sgt package.
+func transformSeries(p []float64) []transformCurve {
 	logp := make([]float64, len(p))
 	for i, v := range p {
 		logp[i] = math.Log(v)
 	}
-	var ss []*series
-	for i, a := range transformAlphas {
+	var out []transformCurve
+	for _, a := range transformAlphas {
 		pt := sgt.TamperedSoftmax(nil, logp, a)
-		s := &series{label: "alpha=" + fmtNum(a), color: colorAt(i), dashed: a == 1}
-		for c, v := range pt {
-			s.xs = append(s.xs, float64(c))
-			s.ys = append(s.ys, v)
+		c := transformCurve{alpha: a}
+		for i, v := range pt {
+			c.xs = append(c.xs, float64(i))
+			c.ys = append(c.ys, v)
 		}
-		ss = append(ss, s)
+		out = append(out, c)
 	}
-	return ss
+	return out
 }
 
-// accuracyCurves draws the mean train and test accuracy of every group
-// against the epoch.
-func (d *data) accuracyCurves(logLog bool) (Figure, error) {
-	multi := len(d.contexts()) > 1
-	var ss []*series
-	for i, g := range d.groups {
-		for _, col := range []struct {
-			name   string
-			dashed bool
-		}{{d.trainCol, true}, {"test_acc", false}} {
-			s := &series{dashed: col.dashed, color: colorAt(i)}
-			if !col.dashed {
-				s.label = groupLabel(g, multi)
+// transformFigure draws the transform on an ordered and an unordered
+// distribution, side by side.
+func transformFigure() (Figure, error) {
+	const name, title = "transform", "What the transform does to a distribution"
+	colors := newAlphaColors(transformAlphas)
+	legend := newLegend()
+	var row []*plot.Plot
+	for i, ex := range []struct {
+		title string
+		p     []float64
+	}{{"An ordered distribution", orderedExample()}, {"An unordered distribution", unorderedExample}} {
+		p := newPlot(ex.title, "class", "probability")
+		for _, c := range transformSeries(ex.p) {
+			col := colors.of(c.alpha)
+			var dashes []vg.Length
+			if c.alpha == 1 {
+				dashes = paperDashes
 			}
-			s.xs, s.ys = meanCurve(g.runs, col.name, d.scale)
-			if logLog {
-				s.xs, s.ys = positive(s.xs, s.ys)
+			l, err := line(p, c.xs, c.ys, col, vg.Points(1.8), dashes)
+			if err != nil {
+				return Figure{}, fmt.Errorf("figure %s: %w", name, err)
 			}
-			ss = append(ss, s)
+			pts, err := points(p, c.xs, c.ys, col, draw.CircleGlyph{}, vg.Points(2.2))
+			if err != nil {
+				return Figure{}, fmt.Errorf("figure %s: %w", name, err)
+			}
+			if i == 0 {
+				label := "α = " + fmtNum(c.alpha)
+				switch c.alpha {
+				case 1:
+					label += " (p itself)"
+				case 0:
+					label += " (uniform)"
+				}
+				legend.Add(label, l, pts)
+			}
+		}
+		p.X.Tick.Marker = valueTicks(indices(len(ex.p)))
+		p.Y.Min = 0
+		p.X.Min, p.X.Max = 0, float64(len(ex.p)-1)
+		pad(p, 0.03)
+		p.Y.Min = 0
+		row = append(row, p)
+	}
+	caption := "The PowerGrad transform p'ᵢ = pᵢ^α / Σⱼ pⱼ^α = softmax(α·z), computed with sgt.TamperedSoftmax, on two example distributions over 10 classes; α = 1 (dashed) is p itself and α = 0 the uniform distribution."
+	if t, err := sgt.StationaryThreshold(logOf(orderedExample()), 0.5); err == nil {
+		caption += fmt.Sprintf(" Tampering raises exactly the probabilities below the stationary threshold t = (Σⱼ pⱼ^α)^(1/(α−1)); for α = 0.5 and the ordered example t = %.3f.", t)
+	}
+	svg, err := composition{panels: [][]*plot.Plot{row}, legend: legend}.render()
+	if err != nil {
+		return Figure{}, fmt.Errorf("figure %s: %w", name, err)
+	}
+	return Figure{Name: name, Title: title, Caption: caption, SVG: svg}, nil
+}
+
+func logOf(p []float64) []float64 {
+	out := make([]float64, len(p))
+	for i, v := range p {
+		out[i] = math.Log(v)
+	}
+	return out
+}
+
+// alphas returns the distinct alphas of the groups.
+func (d *data) alphas() []float64 {
+	var out []float64
+	for _, g := range d.groups {
+		out = append(out, g.alpha)
+	}
+	return out
+}
+
+// curve returns a run's values of q against the epoch, in the shown unit.
+func curve(r *RunInfo, q quantity) (xs, ys []float64) {
+	epochs, ok1 := r.Run.Column(rundir.EpochColumn)
+	vals, ok2 := r.Run.Column(q.key)
+	if !ok1 || !ok2 {
+		return nil, nil
+	}
+	for i, e := range epochs {
+		if isFinite(vals[i]) {
+			xs = append(xs, e)
+			ys = append(ys, vals[i]*q.scale())
 		}
 	}
-	title := "Train (dashed) and test accuracy against epoch"
-	caption := "Mean over seeds at every epoch; train accuracy is " + d.trainCol + "."
-	if logLog {
-		caption += " Both axes are logarithmic."
-	}
-	return figureOf("accuracy_vs_epoch", title, caption, "epoch", "accuracy (%)", ss, func(p *plot.Plot) {
-		p.Legend.Top, p.Legend.Left = false, false
-		if logLog {
-			p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-			p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
+	return xs, ys
+}
+
+// meanCurve returns the epochs and the mean of q over the runs that have
+// a value at each epoch, in the shown unit.
+func meanCurve(runs []*RunInfo, q quantity) (xs, ys []float64) {
+	sum, count := map[float64]float64{}, map[float64]int{}
+	for _, r := range runs {
+		ex, ey := curve(r, q)
+		for i, e := range ex {
+			sum[e] += ey[i]
+			count[e]++
 		}
-	})
+	}
+	for e := range sum {
+		xs = append(xs, e)
+	}
+	sort.Float64s(xs)
+	for _, e := range xs {
+		ys = append(ys, sum[e]/float64(count[e]))
+	}
+	return xs, ys
 }
 
 func positive(xs, ys []float64) (ox, oy []float64) {
@@ -315,120 +239,517 @@ func positive(xs, ys []float64) (ox, oy []float64) {
 	return ox, oy
 }
 
-// meanCurve returns the epochs and the mean of column over the runs that
-// have a value at each epoch, times scale.
-func meanCurve(runs []*RunInfo, column string, scale float64) (xs, ys []float64) {
-	sum, count := map[float64]float64{}, map[float64]int{}
-	for _, r := range runs {
-		epochs, ok1 := r.Run.Column(rundir.EpochColumn)
-		vals, ok2 := r.Run.Column(column)
-		if !ok1 || !ok2 {
-			continue
-		}
-		for i, e := range epochs {
-			if isFinite(vals[i]) {
-				sum[e] += vals[i]
-				count[e]++
-			}
-		}
+// rowTitle names a panel row of a context and label smoothing.
+func (d *data) rowTitle(ctx string, ls float64) string {
+	var parts []string
+	if len(d.contexts()) > 1 && ctx != "" {
+		parts = append(parts, ctx)
 	}
-	for e := range sum {
-		xs = append(xs, e)
-	}
-	sort.Float64s(xs)
-	for _, e := range xs {
-		ys = append(ys, sum[e]/float64(count[e])*scale)
-	}
-	return xs, ys
+	parts = append(parts, "LS "+fmtNum(ls))
+	return strings.Join(parts, ", ")
 }
 
-// versusAlpha draws the mean ± sd of a metric against alpha, one line per
-// context and label smoothing.
-func (d *data) versusAlpha(name, title, ylabel, metric string, accuracy bool) (Figure, error) {
-	multi := len(d.contexts()) > 1
-	var ss []*series
+// accuracyCurves draws test and train accuracy against the epoch: one row
+// of panels per context and label smoothing, every seed faint behind the
+// mean of its setting, flagged runs dashed in red.
+func (d *data) accuracyCurves(logLog bool) (Figure, error) {
+	const name = "accuracy_vs_epoch"
+	colors := newAlphaColors(d.alphas())
+	legend := newLegend()
+	inLegend := map[float64]bool{}
+	flagged := false
+	var panels [][]*plot.Plot
 	for _, ctx := range d.contexts() {
 		for _, ls := range d.smoothings(ctx) {
-			label := "LS=" + fmtNum(ls)
-			if multi && ctx != "" {
-				label += " (" + ctx + ")"
+			var row []*plot.Plot
+			for _, q := range []quantity{qTest, d.train} {
+				what := "Test accuracy"
+				if q != qTest {
+					what = "Train accuracy (" + q.kind + ")"
+				}
+				p := newPlot(what+" — "+d.rowTitle(ctx, ls), "epoch", "accuracy (%)")
+				if !logLog {
+					p.X.Tick.Marker = integerTicks{}
+				}
+				for _, g := range d.groups {
+					if g.context != ctx || g.ls != ls {
+						continue
+					}
+					col := colors.of(g.alpha)
+					for _, r := range g.runs {
+						xs, ys := curve(r, q)
+						if logLog {
+							xs, ys = positive(xs, ys)
+						}
+						if len(xs) == 0 {
+							continue
+						}
+						if len(r.Flags) > 0 && !g.allFlagged {
+							flagged = true
+							if _, err := line(p, xs, ys, faint(flaggedColor, 200), vg.Points(1), flagDashes); err != nil {
+								return Figure{}, err
+							}
+							if _, err := points(p, xs[len(xs)-1:], ys[len(ys)-1:], flaggedColor, draw.CrossGlyph{}, vg.Points(4.5)); err != nil {
+								return Figure{}, err
+							}
+							continue
+						}
+						if len(g.runs) > 1 {
+							if _, err := line(p, xs, ys, faint(col, seedOpacity), seedWidth, nil); err != nil {
+								return Figure{}, err
+							}
+						}
+					}
+					xs, ys := meanCurve(g.used, q)
+					if logLog {
+						xs, ys = positive(xs, ys)
+					}
+					if len(xs) == 0 {
+						continue
+					}
+					l, err := line(p, xs, ys, col, meanWidth, nil)
+					if err != nil {
+						return Figure{}, err
+					}
+					var pts plot.Thumbnailer
+					if len(xs) <= 30 {
+						s, err := points(p, xs, ys, col, draw.CircleGlyph{}, vg.Points(2.2))
+						if err != nil {
+							return Figure{}, err
+						}
+						pts = s
+					}
+					if !inLegend[g.alpha] {
+						inLegend[g.alpha] = true
+						if pts != nil {
+							legend.Add(alphaLabel(g.alpha), l, pts)
+						} else {
+							legend.Add(alphaLabel(g.alpha), l)
+						}
+					}
+				}
+				if logLog {
+					p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
+					p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
+				} else {
+					pad(p, 0.04)
+				}
+				row = append(row, p)
 			}
-			s := &series{label: label, color: colorAt(len(ss)), errs: []float64{}}
-			var gs []*group
+			panels = append(panels, row)
+		}
+	}
+	legend.Add("single seed", lineThumb(faint(baselineColor, seedOpacity+40), seedWidth, nil))
+	if flagged {
+		legend.Add("flagged run", lineThumb(faint(flaggedColor, 200), vg.Points(1), flagDashes), glyphThumb(flaggedColor, draw.CrossGlyph{}, vg.Points(4.5)))
+	}
+	title := "Accuracy against epoch"
+	caption := fmt.Sprintf("Thick lines: the mean over the seeds of each setting at every epoch; thin lines: single seeds. Train accuracy is the %s.", d.train.name)
+	if flagged {
+		caption += " Red dashed lines ending in × are flagged runs, left out of the means (see Flagged runs)."
+	}
+	if logLog {
+		caption += " Both axes are logarithmic."
+	}
+	svg, err := composition{panels: panels, legend: legend}.render()
+	if err != nil {
+		return Figure{}, fmt.Errorf("figure %s: %w", name, err)
+	}
+	return Figure{Name: name, Title: title, Caption: caption, SVG: svg}, nil
+}
+
+func alphaLabel(a float64) string {
+	if a == 1 {
+		return "α = 1 (baseline)"
+	}
+	return "α = " + fmtNum(a)
+}
+
+// versusAlphaQuantities returns the quantities drawn against alpha.
+func (d *data) versusAlphaQuantities() []quantity {
+	var out []quantity
+	for _, q := range []quantity{qTest, d.gap, qTrainLoss, qLogitNorm, qZeroed} {
+		if d.has(q) && (q != qZeroed || !d.allZero(q)) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// versusAlpha draws the final values of the main quantities against alpha:
+// the mean ± sd of each setting, one line per context and label smoothing,
+// every seed as a faint point and flagged runs as red crosses. ok is false
+// when no line has two alphas.
+func (d *data) versusAlpha() (Figure, bool, error) {
+	const name = "vs_alpha"
+	type lsLine struct {
+		ctx string
+		ls  float64
+		gs  []*group
+	}
+	var lines []lsLine
+	enough := false
+	for _, ctx := range d.contexts() {
+		for _, ls := range d.smoothings(ctx) {
+			l := lsLine{ctx: ctx, ls: ls}
 			for _, g := range d.groups {
-				if g.context == ctx && g.ls == ls && len(g.values[metric]) > 0 {
-					gs = append(gs, g)
+				if g.context == ctx && g.ls == ls {
+					l.gs = append(l.gs, g)
 				}
 			}
-			sort.Slice(gs, func(i, j int) bool { return gs[i].alpha < gs[j].alpha })
-			for _, g := range gs {
-				vals := g.values[metric]
-				if accuracy {
-					vals = d.accScaled(g, metric)
+			sort.Slice(l.gs, func(i, j int) bool { return l.gs[i].alpha < l.gs[j].alpha })
+			enough = enough || len(l.gs) >= 2
+			lines = append(lines, l)
+		}
+	}
+	if !enough {
+		return Figure{}, false, nil
+	}
+	qs := d.versusAlphaQuantities()
+	legend := newLegend()
+	flagged := false
+	// Lines at the same alphas are dodged sideways so that their error
+	// bars do not cover each other.
+	lo, hi := minMax(d.alphas())
+	dodge := func(li int) float64 {
+		if len(lines) < 2 {
+			return 0
+		}
+		step := 0.012 * math.Max(hi-lo, 0.1)
+		return (float64(li) - float64(len(lines)-1)/2) * step
+	}
+	var panels [][]*plot.Plot
+	var row []*plot.Plot
+	for qi, q := range qs {
+		ylabel := strings.ToLower(q.header)
+		if q.percent() {
+			ylabel = "%"
+		}
+		p := newPlot(capitalise(q.name), "α", ylabel)
+		p.X.Tick.Marker = valueTicks(d.alphas())
+		for li, l := range lines {
+			col := categoryColor(li)
+			dx := dodge(li)
+			var xs, ys, errs []float64
+			for _, g := range l.gs {
+				for _, r := range g.runs {
+					v, ok := d.perRun[r][q.key]
+					if !ok {
+						continue
+					}
+					v *= q.scale()
+					if len(r.Flags) > 0 && !g.allFlagged {
+						flagged = true
+						if _, err := points(p, []float64{g.alpha + dx}, []float64{v}, flaggedColor, draw.CrossGlyph{}, vg.Points(4.5)); err != nil {
+							return Figure{}, true, err
+						}
+						continue
+					}
+					if _, err := points(p, []float64{g.alpha + dx}, []float64{v}, faint(col, 110), draw.CircleGlyph{}, vg.Points(2.4)); err != nil {
+						return Figure{}, true, err
+					}
 				}
-				m, sd := experiment.MeanSD(vals)
-				if !isFinite(m) {
+				vals := q.scaled(g.values[q.key])
+				if len(vals) == 0 {
 					continue
 				}
-				s.xs = append(s.xs, g.alpha)
-				s.ys = append(s.ys, m)
-				s.errs = append(s.errs, sd)
+				m, sd := meanSD(vals)
+				xs, ys, errs = append(xs, g.alpha+dx), append(ys, m), append(errs, sd)
 			}
-			ss = append(ss, s)
+			if len(xs) == 0 {
+				continue
+			}
+			ln, err := line(p, xs, ys, col, meanWidth, nil)
+			if err != nil {
+				return Figure{}, true, err
+			}
+			pts, err := points(p, xs, ys, col, draw.CircleGlyph{}, vg.Points(3))
+			if err != nil {
+				return Figure{}, true, err
+			}
+			if err := errorBars(p, xs, ys, errs, col); err != nil {
+				return Figure{}, true, err
+			}
+			if qi == 0 {
+				label := "LS " + fmtNum(l.ls)
+				if len(d.contexts()) > 1 && l.ctx != "" {
+					label += ", " + l.ctx
+				}
+				legend.Add(label+": mean ± sd", ln, pts)
+			}
+		}
+		pad(p, 0.05)
+		row = append(row, p)
+		if len(row) == 2 || qi == len(qs)-1 {
+			for len(row) < 2 {
+				row = append(row, nil)
+			}
+			panels = append(panels, row)
+			row = nil
 		}
 	}
-	caption := "Mean over seeds at the last epoch; error bars are ± one standard deviation."
-	return figureOf(name, title, caption, "alpha", ylabel, ss, nil)
+	legend.Add("single seed", glyphThumb(faint(baselineColor, 110), draw.CircleGlyph{}, vg.Points(2.4)))
+	if flagged {
+		legend.Add("flagged run", glyphThumb(flaggedColor, draw.CrossGlyph{}, vg.Points(4.5)))
+	}
+	var names []string
+	for _, q := range qs {
+		if s := q.describe(); s != "" {
+			names = append(names, s)
+		}
+	}
+	caption := "Final values (last epoch) against alpha: the mean over the seeds of each setting with error bars of ± one sample standard deviation, and every seed as a faint point. " + capitalise(strings.Join(names, "; ")) + "."
+	if flagged {
+		caption += " Red crosses are flagged runs, left out of the means."
+	}
+	svg, err := composition{panels: panels, legend: legend}.render()
+	if err != nil {
+		return Figure{}, true, fmt.Errorf("figure %s: %w", name, err)
+	}
+	return Figure{Name: name, Title: "Against alpha", Caption: caption, SVG: svg}, true, nil
 }
 
-// lossVsLogitNorm draws every run's final training loss against its final
-// logit norm with a least-squares line.
-func (d *data) lossVsLogitNorm() (Figure, error) {
-	var xs, ys []float64
-	var ss []*series
-	for i, g := range d.groups {
-		s := &series{label: groupLabel(g, len(d.contexts()) > 1), color: colorAt(i), pointsOnly: true}
-		for _, r := range g.runs {
-			x, ok1 := r.Run.Final(mLogitNorm)
-			y, ok2 := r.Run.Final(mTrainLoss)
-			if ok1 && ok2 && isFinite(x) && isFinite(y) {
-				s.xs = append(s.xs, x)
-				s.ys = append(s.ys, y)
+func capitalise(s string) string {
+	if s == "" {
+		return s
+	}
+	r := []rune(s)
+	if r[0] >= 'a' && r[0] <= 'z' {
+		r[0] -= 'a' - 'A'
+	}
+	return string(r)
+}
+
+// paperQuantity pairs a quantity of ours with the paper's number for it.
+type paperQuantity struct {
+	q     quantity
+	title string
+	ref   func(train.PaperResult) *float64
+}
+
+var paperQuantities = []paperQuantity{
+	{qTest, "Test accuracy (%)", func(p train.PaperResult) *float64 { return p.TestAcc }},
+	{qTrainRunning, "Running train accuracy (%)", func(p train.PaperResult) *float64 { return p.TrainAcc }},
+	{qTrainLoss, "Loss", func(p train.PaperResult) *float64 { return p.Loss }},
+	{qLogitNorm, "Logit norm", func(p train.PaperResult) *float64 { return p.LogitNorm }},
+}
+
+// versusAlpha draws, for a recipe whose trials differ in alpha, our
+// numbers (top row) above the paper's (bottom row) against alpha, for each
+// quantity the paper gives at two or more alphas. ok is false when there is
+// nothing to draw.
+func (p *paperData) versusAlpha(d *data, rec train.Recipe) (Figure, bool, error) {
+	name := "paper_vs_alpha_" + safeName(rec.Name)
+	rows := p.rowsOf(rec.Name)
+	var top, bottom []*plot.Plot
+	approximate := false
+	for _, pq := range paperQuantities {
+		var pxs, pys, oxs, oys, oerr []float64
+		for _, tr := range rec.NamedTrials() {
+			cfg, err := rec.TrialConfig(tr)
+			if err != nil {
+				continue
+			}
+			for _, ref := range rec.Reference {
+				if ref.Row == tr.Name && pq.ref(ref) != nil {
+					pxs, pys = append(pxs, cfg.Alpha), append(pys, *pq.ref(ref))
+					approximate = approximate || ref.Approximate
+				}
 			}
 		}
-		xs = append(xs, s.xs...)
-		ys = append(ys, s.ys...)
-		ss = append(ss, s)
-	}
-	fit, ok := FitLine(xs, ys)
-	caption := "One point per run (last epoch)."
-	if ok {
-		sign, slope := "+", fit.Slope
-		if slope < 0 {
-			sign, slope = "−", -slope
+		for _, row := range rows {
+			vals := row.values(d, pq.q)
+			if len(vals) == 0 {
+				continue
+			}
+			m, sd := meanSD(vals)
+			oxs, oys, oerr = append(oxs, row.alpha), append(oys, m), append(oerr, sd)
 		}
-		caption += fmt.Sprintf(" Least-squares line: loss = %.4g %s %.4g × logit norm (R² = %.3f, %d runs).", fit.Intercept, sign, slope, fit.R2, len(xs))
-	} else {
-		caption += " Too few distinct logit norms to fit a line."
+		if len(pxs) < 2 || len(oxs) < 2 {
+			continue
+		}
+		sortXY(pxs, pys, nil)
+		sortXY(oxs, oys, oerr)
+		ours := newPlot("ours: "+strings.ToLower(pq.title[:1])+pq.title[1:], "α", pq.title)
+		ours.X.Tick.Marker = valueTicks(oxs)
+		if _, err := line(ours, oxs, oys, categoryColor(0), meanWidth, nil); err != nil {
+			return Figure{}, true, err
+		}
+		if _, err := points(ours, oxs, oys, categoryColor(0), draw.CircleGlyph{}, vg.Points(3)); err != nil {
+			return Figure{}, true, err
+		}
+		if err := errorBars(ours, oxs, oys, oerr, categoryColor(0)); err != nil {
+			return Figure{}, true, err
+		}
+		theirs := newPlot("paper: "+strings.ToLower(pq.title[:1])+pq.title[1:], "α", pq.title)
+		theirs.X.Tick.Marker = valueTicks(pxs)
+		if _, err := line(theirs, pxs, pys, paperColor, vg.Points(1.6), paperDashes); err != nil {
+			return Figure{}, true, err
+		}
+		if _, err := points(theirs, pxs, pys, paperColor, draw.RingGlyph{}, vg.Points(3)); err != nil {
+			return Figure{}, true, err
+		}
+		// The same alpha range above and below.
+		lo, hi := math.Min(pxs[0], oxs[0]), math.Max(pxs[len(pxs)-1], oxs[len(oxs)-1])
+		for _, pl := range []*plot.Plot{ours, theirs} {
+			pad(pl, 0.06)
+			span := hi - lo
+			pl.X.Min, pl.X.Max = lo-0.06*span, hi+0.06*span
+		}
+		top, bottom = append(top, ours), append(bottom, theirs)
 	}
-	return figureOf("loss_vs_logit_norm", "Final training loss against logit norm", caption, "final logit norm", "final training loss", ss, func(p *plot.Plot) {
-		if !ok {
+	if len(top) == 0 {
+		return Figure{}, false, nil
+	}
+	legend := newLegend()
+	legend.Add("ours: mean ± sd", lineThumb(categoryColor(0), meanWidth, nil), glyphThumb(categoryColor(0), draw.CircleGlyph{}, vg.Points(3)))
+	paperLabel := "paper"
+	if approximate {
+		paperLabel = "paper (approximate)"
+	}
+	legend.Add(paperLabel, lineThumb(paperColor, vg.Points(1.6), paperDashes), glyphThumb(paperColor, draw.RingGlyph{}, vg.Points(3)))
+	caption := fmt.Sprintf("Our runs of recipe %s (top) and the paper's numbers for its trials (bottom) against alpha, each on its own scale: compare the shapes. %s", rec.Name, protocolSummary(rows))
+	if approximate {
+		caption += " The paper's numbers are read off its figures and approximate."
+	}
+	caption += " Our loss is the training loss; the paper does not say which loss it plots."
+	svg, err := composition{panels: [][]*plot.Plot{top, bottom}, legend: legend}.render()
+	if err != nil {
+		return Figure{}, true, fmt.Errorf("figure %s: %w", name, err)
+	}
+	return Figure{Name: name, Title: "Against the paper: recipe " + rec.Name, Caption: caption, SVG: svg}, true, nil
+}
+
+// sortXY sorts points by x, keeping ys (and errs, when not nil) with them.
+func sortXY(xs, ys, errs []float64) {
+	idx := make([]int, len(xs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return xs[idx[a]] < xs[idx[b]] })
+	reorder := func(v []float64) {
+		if v == nil {
 			return
 		}
-		f := plotter.NewFunction(func(x float64) float64 { return fit.Intercept + fit.Slope*x })
-		f.Color = color.RGBA{A: 255}
-		f.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
-		p.Add(f)
-		p.Legend.Add("least squares", f)
-	})
+		c := append([]float64(nil), v...)
+		for i, j := range idx {
+			v[i] = c[j]
+		}
+	}
+	reorder(xs)
+	reorder(ys)
+	reorder(errs)
 }
 
-// maxFiltersDrawn caps the lines of a filter-norm figure.
-const maxFiltersDrawn = 64
+// lsGlyphs are the glyphs of the label-smoothing values in the scatter.
+var lsGlyphs = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.PyramidGlyph{}, draw.BoxGlyph{}, draw.TriangleGlyph{}}
 
-// filterNormFigures draws per-filter weight norms against the step for the
-// chosen layers, for the baseline and for the run with the smallest alpha
-// (the first seed of each, without label smoothing when there is such a run).
+// fitDashes are the dash patterns of the per-label-smoothing fits.
+var fitDashes = [][]vg.Length{{vg.Points(7), vg.Points(3)}, {vg.Points(2), vg.Points(2)}, {vg.Points(9), vg.Points(3), vg.Points(2), vg.Points(3)}}
+
+// lossVsLogitNorm draws every run's final training loss against its final
+// logit norm, coloured by alpha, with a least-squares line per context and
+// label smoothing (pooling label smoothing on and off would fit two
+// different relations at once).
+func (d *data) lossVsLogitNorm() (Figure, error) {
+	const name = "loss_vs_logit_norm"
+	colors := newAlphaColors(d.alphas())
+	p := newPlot("Final training loss against final logit norm", "logit norm (mean L2 norm of the test logits)", "training loss")
+	legend := newLegend()
+	var fits []string
+	flagged := false
+	inLegend := map[float64]bool{}
+	k := 0
+	var fitLines []func() error
+	for _, ctx := range d.contexts() {
+		for li, ls := range d.smoothings(ctx) {
+			glyph := lsGlyphs[li%len(lsGlyphs)]
+			var xs, ys []float64
+			for _, g := range d.groups {
+				if g.context != ctx || g.ls != ls {
+					continue
+				}
+				for _, r := range g.runs {
+					x, ok1 := d.perRun[r][qLogitNorm.key]
+					y, ok2 := d.perRun[r][qTrainLoss.key]
+					if !ok1 || !ok2 {
+						continue
+					}
+					if len(r.Flags) > 0 && !g.allFlagged {
+						flagged = true
+						if _, err := points(p, []float64{x}, []float64{y}, flaggedColor, draw.CrossGlyph{}, vg.Points(4.5)); err != nil {
+							return Figure{}, err
+						}
+						continue
+					}
+					s, err := points(p, []float64{x}, []float64{y}, colors.of(g.alpha), glyph, vg.Points(3.2))
+					if err != nil {
+						return Figure{}, err
+					}
+					if !inLegend[g.alpha] && li == 0 {
+						inLegend[g.alpha] = true
+						legend.Add(alphaLabel(g.alpha), s)
+					}
+					xs, ys = append(xs, x), append(ys, y)
+				}
+			}
+			label := d.rowTitle(ctx, ls)
+			fit, ok := FitLine(xs, ys)
+			if !ok {
+				fits = append(fits, fmt.Sprintf("%s: too few distinct logit norms to fit a line (%d runs)", label, len(xs)))
+				continue
+			}
+			dashes := fitDashes[k%len(fitDashes)]
+			k++
+			lo, hi := minMax(xs)
+			fitLines = append(fitLines, func() error {
+				_, err := line(p, []float64{lo, hi}, []float64{fit.Intercept + fit.Slope*lo, fit.Intercept + fit.Slope*hi}, baselineColor, vg.Points(1.3), dashes)
+				return err
+			})
+			legend.Add(fmt.Sprintf("fit, %s (R² %.2f)", label, fit.R2), lineThumb(baselineColor, vg.Points(1.3), dashes), glyphThumb(faint(baselineColor, 160), glyph, vg.Points(3.2)))
+			sign, slope := "+", fit.Slope
+			if slope < 0 {
+				sign, slope = "−", -slope
+			}
+			fits = append(fits, fmt.Sprintf("%s: loss = %.4g %s %.4g × logit norm (R² = %.3f, %d runs)", label, fit.Intercept, sign, slope, fit.R2, len(xs)))
+		}
+	}
+	for _, f := range fitLines {
+		if err := f(); err != nil {
+			return Figure{}, err
+		}
+	}
+	if flagged {
+		legend.Add("flagged run", glyphThumb(flaggedColor, draw.CrossGlyph{}, vg.Points(4.5)))
+	}
+	pad(p, 0.06)
+	caption := "One point per run at the last epoch, coloured by alpha, with one least-squares line per label smoothing (marker shape): " + strings.Join(fits, "; ") + ". The paper's ResNet-18 on ImageNet gives loss = 0.01074 × logit norm + 0.25816 over its alpha grid."
+	if flagged {
+		caption += " Red crosses are flagged runs, left out of the fits."
+	}
+	svg, err := composition{panels: [][]*plot.Plot{{p}}, legend: legend, height: 4 * vg.Inch}.render()
+	if err != nil {
+		return Figure{}, fmt.Errorf("figure %s: %w", name, err)
+	}
+	return Figure{Name: name, Title: "Training loss against logit norm", Caption: caption, SVG: svg}, nil
+}
+
+func minMax(xs []float64) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, x := range xs {
+		lo, hi = math.Min(lo, x), math.Max(hi, x)
+	}
+	return lo, hi
+}
+
+// maxFiltersDrawn caps the filters drawn per panel; zeroed filters are
+// always drawn.
+const maxFiltersDrawn = 256
+
+// filterNormFigures draws, for each chosen layer, the per-filter weight
+// norms against the step of the baseline and of the run with the smallest
+// alpha side by side (the first seed of each with filter_norms.csv,
+// without label smoothing when there is such a run).
 func (d *data) filterNormFigures(layers []string) (figs []Figure, notes []string, err error) {
 	const title = "Per-filter weight norms"
 	var chosen []*RunInfo
@@ -442,7 +763,8 @@ func (d *data) filterNormFigures(layers []string) (figs []Figure, notes []string
 		if best == nil {
 			return
 		}
-		for _, r := range best.runs {
+		// An unflagged run when there is one.
+		for _, r := range append(append([]*RunInfo(nil), best.used...), best.runs...) {
 			if _, err := os.Stat(filepath.Join(r.Dir, rundir.FilterNormsFile)); err == nil {
 				for _, c := range chosen {
 					if c == r {
@@ -470,76 +792,186 @@ func (d *data) filterNormFigures(layers []string) (figs []Figure, notes []string
 	if len(chosen) == 0 {
 		return nil, []string{fmt.Sprintf("Figure %q skipped: no run of the baseline or of the smallest alpha has %s.", title, rundir.FilterNormsFile)}, nil
 	}
-	for _, r := range chosen {
-		path := filepath.Join(r.Dir, rundir.FilterNormsFile)
-		fn, err := rundir.ReadFilterNorms(r.Dir)
-		if err != nil {
+	norms := make([]*rundir.FilterNorms, len(chosen))
+	for i, r := range chosen {
+		if norms[i], err = rundir.ReadFilterNorms(r.Dir); err != nil {
 			return nil, nil, err
 		}
-		want := layers
-		if len(want) == 0 && len(fn.Layers) > 0 {
-			want = []string{fn.Layers[0]}
-			if last := fn.Layers[len(fn.Layers)-1]; last != fn.Layers[0] {
-				want = append(want, last)
-			}
+	}
+	want := layers
+	if len(want) == 0 && len(norms[0].Layers) > 0 {
+		fn := norms[0]
+		want = []string{fn.Layers[0]}
+		if last := fn.Layers[len(fn.Layers)-1]; last != fn.Layers[0] {
+			want = append(want, last)
 		}
-		for _, layer := range want {
-			filters, ok := fn.Series[layer]
+	}
+	for _, layer := range want {
+		var runs []*RunInfo
+		var series []map[int][]rundir.FilterNormPoint
+		for i, r := range chosen {
+			s, ok := norms[i].Series[layer]
 			if !ok {
-				notes = append(notes, fmt.Sprintf("Figure %q skipped for %s: %s has no layer %q (layers: %s).", title, runLabel(r), path, layer, strings.Join(fn.Layers, ", ")))
+				notes = append(notes, fmt.Sprintf("Figure %q skipped for %s: %s has no layer %q (layers: %s).", title, runLabel(r),
+					filepath.Join(r.Dir, rundir.FilterNormsFile), layer, strings.Join(norms[i].Layers, ", ")))
 				continue
 			}
-			fig, err := filterNormFigure(r, layer, filters)
-			if err != nil {
-				notes = append(notes, "A figure was skipped: "+err.Error())
-				continue
-			}
-			figs = append(figs, fig)
+			runs, series = append(runs, r), append(series, s)
 		}
+		if len(runs) == 0 {
+			continue
+		}
+		fig, err := filterNormFigure(layer, runs, series)
+		if err != nil {
+			notes = append(notes, "A figure was skipped: "+err.Error())
+			continue
+		}
+		figs = append(figs, fig)
 	}
 	return figs, notes, nil
 }
 
-func filterNormFigure(r *RunInfo, layer string, filters map[int][]rundir.FilterNormPoint) (Figure, error) {
-	ids := make([]int, 0, len(filters))
-	for id := range filters {
-		ids = append(ids, id)
-	}
-	sort.Ints(ids)
-	var ss []*series
-	zeroed, maxStart := 0, 0.0
-	for _, id := range ids {
-		if xy := filters[id]; len(xy) > 0 {
-			maxStart = math.Max(maxStart, xy[0].Norm)
+// zeroedBy counts the filters whose last recorded norm is below threshold,
+// the rule of the zeroed_filters metric (norm < --zero-threshold).
+func zeroedBy(filters map[int][]rundir.FilterNormPoint, threshold float64) (zeroed map[int]bool) {
+	zeroed = map[int]bool{}
+	for id, xy := range filters {
+		last, lastStep := math.NaN(), -1
+		for _, p := range xy {
+			if p.Step >= lastStep {
+				last, lastStep = p.Norm, p.Step
+			}
+		}
+		if last < threshold {
+			zeroed[id] = true
 		}
 	}
-	for i, id := range ids {
-		xy := filters[id]
-		sort.SliceStable(xy, func(a, b int) bool { return xy[a].Step < xy[b].Step })
-		if len(xy) > 0 && xy[len(xy)-1].Norm < 1e-3*maxStart {
-			zeroed++
+	return zeroed
+}
+
+// filterNormFigure draws one layer's filter norms of each run in its own
+// panel, on a shared scale, with the zero threshold and the zeroed filters
+// marked.
+func filterNormFigure(layer string, runs []*RunInfo, series []map[int][]rundir.FilterNormPoint) (Figure, error) {
+	name := "filter_norms_" + safeName(layer)
+	kept := faint(categoryColor(0), 120)
+	var row []*plot.Plot
+	var parts []string
+	yMax := 0.0
+	capped := false
+	for i, r := range runs {
+		filters := series[i]
+		threshold := r.Run.Record.Config.ZeroThreshold
+		zeroed := zeroedBy(filters, threshold)
+		ids := make([]int, 0, len(filters))
+		for id := range filters {
+			ids = append(ids, id)
 		}
-		if i >= maxFiltersDrawn {
+		sort.Ints(ids)
+		title := fmt.Sprintf("%s, seed %d", alphaLabel(r.Alpha), r.Seed)
+		if r.LabelSmoothing != 0 {
+			title += ", LS " + fmtNum(r.LabelSmoothing)
+		}
+		p := newPlot(title, "step", "filter weight L2 norm")
+		drawn := 0
+		maxStep := 0
+		for pass := range 2 { // the zeroed filters last, on top
+			for _, id := range ids {
+				if zeroed[id] != (pass == 1) {
+					continue
+				}
+				if pass == 0 && drawn >= maxFiltersDrawn {
+					capped = true
+					continue
+				}
+				xy := append([]rundir.FilterNormPoint(nil), filters[id]...)
+				sort.SliceStable(xy, func(a, b int) bool { return xy[a].Step < xy[b].Step })
+				var xs, ys []float64
+				for _, pt := range xy {
+					xs, ys = append(xs, float64(pt.Step)), append(ys, pt.Norm)
+					yMax = math.Max(yMax, pt.Norm)
+					maxStep = max(maxStep, pt.Step)
+				}
+				col, width := kept, vg.Points(0.8)
+				if zeroed[id] {
+					col, width = flaggedColor, vg.Points(1.4)
+				}
+				if _, err := line(p, xs, ys, col, width, nil); err != nil {
+					return Figure{}, fmt.Errorf("figure %s: %w", name, err)
+				}
+				drawn++
+			}
+		}
+		if _, err := line(p, []float64{0, float64(maxStep)}, []float64{threshold, threshold}, baselineColor, vg.Points(1), paperDashes); err != nil {
+			return Figure{}, fmt.Errorf("figure %s: %w", name, err)
+		}
+		parts = append(parts, fmt.Sprintf("%s (run %s): %d of %d filters zeroed (threshold %g)", alphaLabel(r.Alpha), runLabel(r), len(zeroed), len(ids), threshold))
+		row = append(row, p)
+	}
+	for _, p := range row {
+		p.Y.Min, p.Y.Max = 0, yMax
+		pad(p, 0.03)
+		p.Y.Min = 0
+	}
+	legend := newLegend()
+	legend.Add("filter", lineThumb(kept, vg.Points(0.8), nil))
+	legend.Add("zeroed filter", lineThumb(flaggedColor, vg.Points(1.4), nil))
+	legend.Add("--zero-threshold", lineThumb(baselineColor, vg.Points(1), paperDashes))
+	caption := fmt.Sprintf("Weight L2 norm of every filter (output channel) of layer %s against the training step, on a shared scale. A filter counts as zeroed when its last recorded norm is below the run's --zero-threshold, an absolute threshold on the weight L2 norm (the rule of the zeroed_filters column): %s.",
+		layer, strings.Join(parts, "; "))
+	if capped {
+		caption += fmt.Sprintf(" At most %d filters that are not zeroed are drawn per panel.", maxFiltersDrawn)
+	}
+	svg, err := composition{panels: [][]*plot.Plot{row}, legend: legend}.render()
+	if err != nil {
+		return Figure{}, fmt.Errorf("figure %s: %w", name, err)
+	}
+	return Figure{Name: name, Title: "Filter norms, layer " + layer, Caption: caption, SVG: svg}, nil
+}
+
+// integerTicks marks whole numbers only (epochs).
+type integerTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (integerTicks) Ticks(lo, hi float64) []plot.Tick {
+	var out []plot.Tick
+	major := 0
+	for _, t := range (plot.DefaultTicks{}).Ticks(lo, hi) {
+		if t.Value != math.Trunc(t.Value) {
 			continue
 		}
-		s := &series{color: colorAt(i), lineOnly: true}
-		for _, p := range xy {
-			s.xs = append(s.xs, float64(p.Step))
-			s.ys = append(s.ys, p.Norm)
+		if t.Label != "" {
+			t.Label = strconv.Itoa(int(t.Value))
+			major++
 		}
-		ss = append(ss, s)
+		out = append(out, t)
 	}
-	name := "filter_norms_" + safeName(runLabel(r)) + "_" + safeName(layer)
-	title := fmt.Sprintf("Filter norms, layer %s, alpha=%s", layer, fmtNum(r.Alpha))
-	if r.LabelSmoothing != 0 {
-		title += " LS=" + fmtNum(r.LabelSmoothing)
+	if major >= 2 {
+		return out
 	}
-	caption := fmt.Sprintf("Weight norm of each of the %d filters of layer %s against the training step, run %s (seed %d). %d filters end below 0.1%% of the largest initial norm (zeroed out).",
-		len(ids), layer, runLabel(r), r.Seed, zeroed)
-	if len(ids) > maxFiltersDrawn {
-		caption += fmt.Sprintf(" The first %d filters are drawn.", maxFiltersDrawn)
+	out = nil
+	for v := math.Ceil(lo); v <= hi; v++ {
+		out = append(out, plot.Tick{Value: v, Label: strconv.Itoa(int(v))})
 	}
-	return figureOf(name, title, caption, "step", "filter weight norm", ss, func(p *plot.Plot) { p.Y.Min = 0 })
+	return out
+}
+
+// valueTicks marks the given values (the alphas run) when there are few,
+// else falls back to the default ticks.
+func valueTicks(values []float64) plot.Ticker {
+	seen := map[float64]bool{}
+	var ticks []plot.Tick
+	for _, v := range values {
+		if !seen[v] {
+			seen[v] = true
+			ticks = append(ticks, plot.Tick{Value: v, Label: fmtNum(v)})
+		}
+	}
+	if len(ticks) > 10 {
+		return plot.DefaultTicks{}
+	}
+	sort.Slice(ticks, func(i, j int) bool { return ticks[i].Value < ticks[j].Value })
+	return plot.ConstantTicks(ticks)
 }
 
 // safeName maps a label to a file-name-safe word.

@@ -26,10 +26,19 @@ type RunInfo struct {
 	Context string
 	// Run holds the run's files.
 	Run *rundir.Run
+	// Failure is the error of a grid trial that failed (for example
+	// because its training diverged); "" for a finished run. A failed run
+	// is reported with the epochs it finished, flagged, and left out of
+	// the means.
+	Failure string
+	// Flags says why the run is flagged (see flagRuns); nil when it is
+	// not.
+	Flags []string
 }
 
 // Load reads the runs of the given directories. Each may be an experiment
-// directory (grid.json: its finished trials are read), a run directory
+// directory (grid.json: its finished trials are read, and its failed
+// trials that finished an epoch, with their error in Failure), a run directory
 // (config.json and metrics.csv), or a directory whose subdirectories are
 // either. A run reached twice (the same directory given twice, or through a
 // parent and itself) counts once. Notes collects what was skipped or
@@ -119,18 +128,34 @@ func loadExperiment(dir string) (runs []*RunInfo, notes []string, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		if st.State != experiment.StateDone {
+		switch st.State {
+		case experiment.StateDone:
+			run, err := rundir.Read(tdir)
+			if err != nil {
+				return nil, nil, err
+			}
+			runs = append(runs, &RunInfo{Dir: tdir, Run: run})
+		case experiment.StateFailed:
+			failure := st.Error
+			if failure == "" {
+				failure = "failed (no message recorded)"
+			}
+			run, err := rundir.Read(tdir)
+			if err != nil || len(run.Metrics) == 0 {
+				notes = append(notes, fmt.Sprintf("%s failed before finishing an epoch: %s", tdir, failure))
+				continue
+			}
+			runs = append(runs, &RunInfo{Dir: tdir, Run: run, Failure: failure})
+		default:
 			skipped++
-			continue
 		}
-		run, err := rundir.Read(tdir)
-		if err != nil {
-			return nil, nil, err
-		}
-		runs = append(runs, &RunInfo{Dir: tdir, Run: run})
 	}
 	if skipped > 0 {
-		notes = append(notes, fmt.Sprintf("%s: %d of %d trials are not finished and were left out", dir, skipped, len(m.Trials)))
+		verb := "are"
+		if skipped == 1 {
+			verb = "is"
+		}
+		notes = append(notes, fmt.Sprintf("%s: %d of %d trials %s not finished and left out", dir, skipped, len(m.Trials), verb))
 	}
 	return runs, notes, nil
 }

@@ -1,11 +1,18 @@
 // Package report turns training runs into the tables and figures of the SGT
-// paper: accuracy of plain training (alpha = 1) against SGT per alpha with
-// their differences, the label-smoothing ablation with the generalisation
-// gap, and figures of the transform, of training curves and of what SGT does
-// to losses, logit norms and filter norms. Every number is a mean ± standard
-// deviation over seeds, and every difference says whether it exceeds the
-// seed-to-seed noise (Welch's t-test). Reports are written as one
-// self-contained HTML file or as Markdown with SVG files beside it.
+// paper, and says in words what they show: accuracy of plain training
+// (alpha = 1) against SGT per alpha with their differences, the
+// label-smoothing ablation with the generalisation gap, what SGT changes
+// inside the network (logit norm, training loss, training fit, zeroed
+// filters), the paper's own numbers beside ours when the runs come from a
+// recipe, and figures of the transform, of training curves and of what SGT
+// does to losses, logit norms and filter norms.
+//
+// Every number is a mean ± sample standard deviation over seeds, and every
+// difference says whether it exceeds the seed-to-seed noise (Welch's
+// t-test) and, when it does not, how many seeds would show a difference of
+// its size. Runs that diverged, collapsed or failed are flagged, listed and
+// left out of the means. Reports are written as one self-contained HTML
+// file or as Markdown with SVG files beside it, always atomically.
 package report
 
 import (
@@ -16,7 +23,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sgt-dev/sgt/experiment"
+	"github.com/sgt-dev/sgt/rundir"
 )
 
 // Options change what a report shows.
@@ -30,15 +37,38 @@ type Options struct {
 	Layers []string
 }
 
-// Table is one table of a report; cells are formatted text.
+// Column describes one column of a table.
+type Column struct {
+	// Name is the column's header.
+	Name string
+	// Group is a header spanning the consecutive columns of the same group
+	// ("" for none), e.g. "Test %" over "mean ± sd", "Δ" and "p".
+	Group string
+	// Left aligns the column left (text); numbers align right.
+	Left bool
+}
+
+// Cell is one cell of a table.
+type Cell struct {
+	// Text is the cell's content.
+	Text string
+	// Strong marks a difference that exceeds the seed-to-seed noise.
+	Strong bool
+	// Muted marks a cell that holds no result (no test made, no value).
+	Muted bool
+	// Title explains the cell (a tooltip in HTML).
+	Title string
+}
+
+// Table is one table of a report.
 type Table struct {
-	// ID is a short stable name ("main", "ablation").
+	// ID is a short stable name ("main", "ablation", "mechanism", "paper").
 	ID string
 	// Title and Caption describe the table.
 	Title, Caption string
-	// Header and Rows hold the cells.
-	Header []string
-	Rows   [][]string
+	// Columns and Rows hold the header and the cells.
+	Columns []Column
+	Rows    [][]Cell
 }
 
 // Figure is one figure of a report.
@@ -51,48 +81,102 @@ type Figure struct {
 	SVG []byte
 }
 
+// Finding is one topic of a report's findings, in words.
+type Finding struct {
+	// Topic names what the lines are about ("Test accuracy").
+	Topic string
+	// Lines are the statements, each a sentence or a few.
+	Lines []Statement
+}
+
+// Statement is one finding: a short verdict and the sentences behind it.
+type Statement struct {
+	// Verdict sums the statement up in a few words ("exceeds noise"); ""
+	// for none.
+	Verdict string
+	// Tone classifies the verdict: ToneClear, ToneNoise, ToneUntested,
+	// ToneAgainst, ToneFlag or "" (plain).
+	Tone string
+	// Text is the statement.
+	Text string
+}
+
+// String writes the statement as "verdict: text".
+func (s Statement) String() string {
+	if s.Verdict == "" {
+		return s.Text
+	}
+	return "[" + s.Verdict + "] " + s.Text
+}
+
+// Tones of statements.
+const (
+	// ToneClear: a difference beyond the noise (as the paper reports, when
+	// it reports one).
+	ToneClear = "clear"
+	// ToneNoise: within the seed-to-seed noise.
+	ToneNoise = "noise"
+	// ToneUntested: no test possible, or a reduced protocol.
+	ToneUntested = "untested"
+	// ToneAgainst: beyond the noise, opposite to the paper.
+	ToneAgainst = "against"
+	// ToneFlag: flagged runs.
+	ToneFlag = "flag"
+)
+
+// FlaggedRun is a run the report left out of its means, and why.
+type FlaggedRun struct {
+	// Run names the run (its directory's last two elements).
+	Run string
+	// Setting names the run's setting (alpha, label smoothing, context).
+	Setting string
+	// Seed is the run's seed.
+	Seed int
+	// Why lists the rules the run broke, in words.
+	Why []string
+}
+
 // Report is a built report, ready to be written.
 type Report struct {
 	// Title is the report's title.
 	Title string
 	// Sources are the directories the runs came from.
 	Sources []string
-	// Intro explains how to read the numbers.
+	// Intro explains what the runs are and how to read the numbers.
 	Intro []string
+	// Findings say in words what the data show.
+	Findings []Finding
 	// Tables and Figures are the report's content in order.
 	Tables  []Table
 	Figures []Figure
+	// Flagged lists the runs left out of the means.
+	Flagged []FlaggedRun
 	// Notes lists skipped figures, assumptions and left-out runs.
 	Notes []string
 }
 
 // group is the runs of one setting (context, alpha, label smoothing) and
-// their per-run values.
+// the per-run values its statistics use.
 type group struct {
 	context   string
 	alpha, ls float64
-	runs      []*RunInfo
-	values    map[string][]float64 // metric -> one value per run
+	runs      []*RunInfo           // every run, sorted by seed
+	used      []*RunInfo           // the runs the statistics use
+	values    map[string][]float64 // quantity key -> one value per used run
+	// allFlagged is set when every run is flagged; then the statistics
+	// use all of them.
+	allFlagged bool
 }
 
-// Metric names of per-run values, as computed by the report.
-const (
-	mTrainAcc  = "train_acc"
-	mTestAcc   = "test_acc"
-	mGap       = "gap"
-	mTrainLoss = "train_loss"
-	mTestLoss  = "test_loss"
-	mLogitNorm = "logit_norm"
-	mBestTest  = "best_test_acc"
-)
-
-// data is everything the tables and figures are made from.
+// data is everything the tables, findings and figures are made from.
 type data struct {
-	runs     []*RunInfo
-	groups   []*group // sorted by context, label smoothing, alpha descending
-	trainCol string   // the metrics column used as training accuracy
-	gapCol   string   // "gap" when every run records it, else ""
-	scale    float64  // 100 when accuracies are fractions, else 1
+	runs   []*RunInfo
+	groups []*group // sorted by context, label smoothing, alpha descending
+	// train and gap are the quantities the main tables use: the clean
+	// train pass when every run measured it, else the running one.
+	train, gap quantity
+	// perRun holds each run's values by quantity key.
+	perRun map[*RunInfo]map[string]float64
 }
 
 // Build reads the runs in dirs (see Load) and builds the report.
@@ -109,17 +193,14 @@ func Build(dirs []string, opts Options) (*Report, error) {
 	if rep.Title == "" {
 		rep.Title = "Softmax Gradient Tampering: results"
 	}
-	trainDesc := "the running training accuracy of the last epoch (train_acc)"
-	if d.trainCol == "train_eval_acc" {
-		trainDesc = "the accuracy on the training set evaluated after the last epoch (train_eval_acc)"
-	}
-	rep.Intro = []string{
-		fmt.Sprintf("%d runs in %d settings. Every number is the mean ± sample standard deviation over seeds (n = number of seeds), taken at the last epoch; accuracies are in %%.", len(runs), len(d.groups)),
-		"Train accuracy is " + trainDesc + "; the generalisation gap is train minus test accuracy.",
-		fmt.Sprintf("Each Diff is the difference of means to the baseline (alpha = 1) with the same label smoothing (in the ablation: to alpha = 1 without label smoothing), followed by whether it exceeds the seed-to-seed noise: it does when a two-sided Welch t-test over the seeds gives p < %g. With fewer than 2 seeds on either side no test is made.", SignificanceLevel),
-	}
+	rep.Intro = d.intro()
+	paper, paperNotes := d.matchPaper()
+	rep.Notes = append(rep.Notes, paperNotes...)
+	rep.Flagged = d.flaggedList()
+	rep.Findings = d.findings(paper)
 	rep.Tables = d.tables()
-	figs, figNotes, err := d.figures(opts)
+	rep.Tables = append(rep.Tables, paper.tables(d)...)
+	figs, figNotes, err := d.figures(opts, paper)
 	if err != nil {
 		return nil, err
 	}
@@ -128,53 +209,33 @@ func Build(dirs []string, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-// prepare groups the runs and computes their per-run values.
+// prepare computes every run's values, groups the runs, flags the ones
+// that diverged, collapsed or failed, and gathers each group's values.
 func prepare(runs []*RunInfo) (*data, error) {
-	d := &data{runs: runs, trainCol: "train_eval_acc", gapCol: "gap", scale: 100}
+	d := &data{runs: runs, train: qTrainClean, gap: qGapClean, perRun: map[*RunInfo]map[string]float64{}}
 	for _, r := range runs {
-		if !r.Run.Has("train_eval_acc") {
-			d.trainCol = "train_acc"
+		if !r.Run.Has(qTrainClean.key) {
+			d.train = qTrainRunning
 		}
-		if !r.Run.Has("gap") {
-			d.gapCol = ""
+		if !r.Run.Has(qGapClean.key) {
+			d.gap = qGapMain
 		}
 	}
 	byKey := map[string]*group{}
 	for _, r := range runs {
-		test, err := finalValue(r, "test_acc")
+		vals, err := d.runValues(r)
 		if err != nil {
 			return nil, err
 		}
-		train, err := finalValue(r, d.trainCol)
-		if err != nil {
-			return nil, err
-		}
-		if test > 1 || train > 1 {
-			d.scale = 1 // already in percent
-		}
+		d.perRun[r] = vals
 		key := fmt.Sprintf("%s\x00%g\x00%g", r.Context, r.LabelSmoothing, r.Alpha)
 		g := byKey[key]
 		if g == nil {
-			g = &group{context: r.Context, alpha: r.Alpha, ls: r.LabelSmoothing, values: map[string][]float64{}}
+			g = &group{context: r.Context, alpha: r.Alpha, ls: r.LabelSmoothing}
 			byKey[key] = g
 			d.groups = append(d.groups, g)
 		}
 		g.runs = append(g.runs, r)
-		gap := train - test
-		if d.gapCol != "" {
-			gap, _ = r.Run.Final(d.gapCol)
-		}
-		best, _, _ := r.Run.Best("test_acc")
-		add := func(name string, v float64) { g.values[name] = append(g.values[name], v) }
-		add(mTestAcc, test)
-		add(mTrainAcc, train)
-		add(mGap, gap)
-		add(mBestTest, best)
-		for _, c := range []string{mTrainLoss, mTestLoss, mLogitNorm} {
-			if v, ok := r.Run.Final(c); ok {
-				add(c, v)
-			}
-		}
 	}
 	sort.SliceStable(d.groups, func(i, j int) bool {
 		a, b := d.groups[i], d.groups[j]
@@ -188,17 +249,70 @@ func prepare(runs []*RunInfo) (*data, error) {
 	})
 	for _, g := range d.groups {
 		sort.SliceStable(g.runs, func(i, j int) bool { return g.runs[i].Seed < g.runs[j].Seed })
+		flagRuns(g.runs, d.perRun)
+		for _, r := range g.runs {
+			if len(r.Flags) == 0 {
+				g.used = append(g.used, r)
+			}
+		}
+		if len(g.used) == 0 {
+			g.used, g.allFlagged = g.runs, true
+		}
+		g.values = map[string][]float64{}
+		for _, r := range g.used {
+			for k, v := range d.perRun[r] {
+				g.values[k] = append(g.values[k], v)
+			}
+		}
 	}
 	return d, nil
 }
 
-// accScaled returns a group's accuracy-like values scaled to percent.
-func (d *data) accScaled(g *group, metric string) []float64 {
-	out := make([]float64, len(g.values[metric]))
-	for i, v := range g.values[metric] {
-		out[i] = v * d.scale
+// runValues returns a run's final values by quantity key. Test accuracy
+// and the main table's train accuracy are required.
+func (d *data) runValues(r *RunInfo) (map[string]float64, error) {
+	test, err := finalValue(r, qTest.key)
+	if err != nil {
+		return nil, err
 	}
-	return out
+	train, err := finalValue(r, d.train.key)
+	if err != nil {
+		return nil, err
+	}
+	v := map[string]float64{qTest.key: test, d.train.key: train}
+	if d.gap == qGapClean {
+		v[qGapClean.key], _ = r.Run.Final(qGapClean.key)
+	} else {
+		v[qGapMain.key] = train - test
+	}
+	if running, ok := r.Run.Final(qTrainRunning.key); ok {
+		v[qTrainRunning.key] = running
+		v[qGapRunning.key] = running - test
+	}
+	if best, _, ok := r.Run.Best(qTest.key); ok {
+		v[qBestTest.key] = best
+	}
+	for _, q := range []quantity{qTrainLoss, qTestLoss, qLogitNorm} {
+		if x, ok := r.Run.Final(q.key); ok && isFinite(x) {
+			v[q.key] = x
+		}
+	}
+	if n, ok := r.Run.Final("filters"); ok && n > 0 {
+		if z, ok := r.Run.Final(qZeroed.key); ok {
+			v[qZeroed.key] = z
+		}
+	}
+	return v, nil
+}
+
+// has reports whether some group has values of q.
+func (d *data) has(q quantity) bool {
+	for _, g := range d.groups {
+		if len(g.values[q.key]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // contexts returns the distinct contexts in order.
@@ -232,59 +346,99 @@ func (d *data) smoothings(context string) []float64 {
 	return out
 }
 
-// FormatMeanSD formats values as "mean ± sd" with two decimals ("mean" alone for a
-// single value, "–" for none).
-func FormatMeanSD(values []float64) string {
-	if len(values) == 0 {
-		return "–"
+// sgtGroups returns the groups of a context and label smoothing other than
+// the baseline, alpha descending.
+func (d *data) sgtGroups(context string, ls float64) []*group {
+	var out []*group
+	for _, g := range d.groups {
+		if g.context == context && g.ls == ls && g.alpha != 1 {
+			out = append(out, g)
+		}
 	}
-	m, sd := experiment.MeanSD(values)
-	if len(values) == 1 {
-		return fmt.Sprintf("%.2f", m)
-	}
-	return fmt.Sprintf("%.2f ± %.2f", m, sd)
+	return out
 }
 
-// DiffCell formats a difference of means with a plain statement of whether
-// it exceeds the seed-to-seed noise, e.g. "+3.00 (exceeds noise, p = 0.021)".
-func DiffCell(w Welch) string {
-	return fmt.Sprintf("%+.2f (%s)", w.Diff, Verdict(w))
-}
-
-// Verdict states whether a difference exceeds the seed-to-seed noise by
-// Welch's t-test: "exceeds noise, p = ...", "within noise, p = ..." or
-// "not tested, < 2 seeds".
-func Verdict(w Welch) string {
-	switch {
-	case !w.OK:
-		return "not tested, < 2 seeds"
-	case w.Significant():
-		return "exceeds noise, p " + formatP(w.P)
-	default:
-		return "within noise, p " + formatP(w.P)
+// intro says what the runs are and how to read the numbers.
+func (d *data) intro() []string {
+	settings := len(d.groups)
+	seeds := map[int]bool{}
+	for _, r := range d.runs {
+		seeds[r.Seed] = true
 	}
-}
-
-// formatP formats a p-value as "= 0.021" or "< 0.001".
-func formatP(p float64) string {
-	if p < 0.001 {
-		return "< 0.001"
+	var seedList []int
+	for s := range seeds {
+		seedList = append(seedList, s)
 	}
-	return "= " + strconv.FormatFloat(p, 'f', 3, 64)
-}
-
-func fmtNum(x float64) string { return strconv.FormatFloat(x, 'g', 4, 64) }
-
-func sectionTitle(context string) string {
-	if context == "" {
-		return ""
+	sort.Ints(seedList)
+	line := fmt.Sprintf("%s in %s, %s (%s).", plural(len(d.runs), "run", "runs"), plural(settings, "setting", "settings"),
+		plural(len(seedList), "seed", "seeds"), joinInts(seedList))
+	if common := d.commonSettings(); common != "" {
+		line += " Common settings: " + common + "."
 	}
-	return " — " + context
+	if ctxs := d.contexts(); len(ctxs) > 1 {
+		line += " Settings that differ between the runs besides alpha and label smoothing are named in each table's title."
+	}
+	out := []string{line}
+	out = append(out, "How to read the numbers: each is the mean over seeds at the last epoch. "+tableLegend)
+	out = append(out, fmt.Sprintf("Train accuracy comes in two kinds: the running one (train_acc), the top-1 over each epoch's augmented batches in training mode, which is what the paper calls train accuracy; and the clean one (train_eval_acc), a pass over a fixed subset of the training set after the epoch, without augmentation and in inference mode. The main tables use the %s one%s; the comparison with the paper uses the running one.",
+		d.train.kind, d.trainKindWhy()))
+	return out
 }
 
-// tables builds the main tables (one per context and label smoothing) and
-// the label-smoothing ablations (one per context that has runs without and
-// with label smoothing).
+func (d *data) trainKindWhy() string {
+	if d.train == qTrainClean {
+		return " (every run measured it) and its gap, clean train minus test"
+	}
+	return " (not every run measured the clean one) and its gap, running train minus test"
+}
+
+// commonKeys are the settings the intro names when every run shares them.
+var commonKeys = []string{"recipe", "model", "data", "epochs", "batch_size", "lr", "schedule", "train_size", "test_size"}
+
+// commonSettings describes the settings every run shares.
+func (d *data) commonSettings() string {
+	var parts []string
+	for _, key := range commonKeys {
+		value, same := "", true
+		for i, r := range d.runs {
+			v := configValue(r.Run.Record.Config, key)
+			if i == 0 {
+				value = v
+			} else if v != value {
+				same = false
+			}
+		}
+		if !same || value == "" {
+			continue
+		}
+		switch key {
+		case "train_size", "test_size":
+			if value == "0" {
+				value = "all"
+			}
+			parts = append(parts, strings.TrimSuffix(key, "_size")+" examples "+value)
+		case "batch_size":
+			parts = append(parts, "batch "+value)
+		default:
+			parts = append(parts, key+" "+value)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// configValue returns one config.json setting as text.
+func configValue(c rundir.Config, key string) string {
+	for _, f := range c.Fields() {
+		if f.Key == key {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// tables builds the main tables (one per context and label smoothing), the
+// label-smoothing ablations (one per context that has runs without and with
+// label smoothing) and the tables of what SGT changes inside the network.
 func (d *data) tables() []Table {
 	var out []Table
 	for _, ctx := range d.contexts() {
@@ -294,39 +448,113 @@ func (d *data) tables() []Table {
 		if t, ok := d.ablationTable(ctx); ok {
 			out = append(out, t)
 		}
+		if t, ok := d.mechanismTable(ctx); ok {
+			out = append(out, t)
+		}
 	}
 	return out
 }
 
+// statColumns returns the three columns of a quantity's group: mean ± sd,
+// Δ and p.
+func statColumns(group string) []Column {
+	return []Column{{Name: "mean ± sd", Group: group}, {Name: "Δ", Group: group}, {Name: "p", Group: group}}
+}
+
+// statCells returns the cells of statColumns for group g against base (nil
+// for no comparison).
+func (d *data) statCells(q quantity, g, base *group) []Cell {
+	vals := q.scaled(g.values[q.key])
+	cells := []Cell{{Text: q.meanSD(vals)}, {}, {}}
+	if len(vals) == 0 {
+		cells[0].Muted = true
+	}
+	if base == nil || base == g {
+		return cells
+	}
+	w := WelchTest(vals, q.scaled(base.values[q.key]))
+	if len(vals) == 0 || len(base.values[q.key]) == 0 {
+		return cells
+	}
+	cells[1] = Cell{Text: q.diff(w.Diff), Strong: w.Significant()}
+	switch {
+	case !w.OK:
+		cells[2] = Cell{Text: "–", Muted: true, Title: "not tested: fewer than 2 seeds on a side"}
+	default:
+		cells[2] = Cell{Text: formatP(w.P), Strong: w.Significant()}
+	}
+	return cells
+}
+
+// nCell counts the runs a group's statistics use.
+func nCell(g *group) Cell {
+	switch {
+	case g.allFlagged:
+		return Cell{Text: fmt.Sprintf("%d, all flagged", len(g.runs)), Title: "every run of this setting is flagged (see Flagged runs); the statistics use all of them"}
+	case len(g.used) < len(g.runs):
+		return Cell{Text: fmt.Sprintf("%d of %d", len(g.used), len(g.runs)), Title: "flagged runs are left out (see Flagged runs)"}
+	}
+	return Cell{Text: strconv.Itoa(len(g.runs))}
+}
+
+// tableLegend says what the cells of the result tables are.
+var tableLegend = fmt.Sprintf("± is the sample standard deviation over seeds; Δ the difference of means to the baseline; p the two-sided Welch t-test over seeds, and p < %g (bold) means the difference exceeds the seed-to-seed noise; – means no test (fewer than 2 seeds on a side). Accuracies are in %%, their differences in points.", SignificanceLevel)
+
+// tableCaption explains a result table's differences and train accuracy.
+func (d *data) tableCaption(diffTo string) string {
+	return "Δ is to " + diffTo + ". " + d.trainCaption()
+}
+
+func (d *data) trainCaption() string {
+	if d.train == qTrainClean {
+		return "Train % is the clean pass over a training subset (train_eval_acc); the gap is clean train minus test accuracy."
+	}
+	return "Train % is the running accuracy over the epoch's augmented batches (train_acc, the paper's train accuracy); the gap is running train minus test accuracy."
+}
+
 func (d *data) mainTable(ctx string, ls float64) Table {
 	t := Table{
-		ID:     "main",
-		Title:  fmt.Sprintf("Baseline and SGT, label smoothing %s%s", fmtNum(ls), sectionTitle(ctx)),
-		Header: []string{"Method", "alpha", "n", "Train acc", "Diff", "Test acc", "Diff", "Gap", "Gap diff"},
+		ID:      "main",
+		Title:   fmt.Sprintf("Baseline and SGT, label smoothing %s%s", fmtNum(ls), sectionTitle(ctx)),
+		Caption: d.tableCaption("the baseline (alpha = 1) with the same label smoothing"),
+		Columns: []Column{{Name: "Method", Left: true}, {Name: "α"}, {Name: "n"}},
+	}
+	for _, q := range []quantity{d.train, qTest, d.gap} {
+		t.Columns = append(t.Columns, statColumns(q.header)...)
 	}
 	base := d.find(ctx, 1, ls)
 	if base == nil {
-		t.Caption = "No baseline (alpha = 1) runs with this setting: no differences are computed."
+		t.Caption = "No baseline (alpha = 1) runs with this setting: no differences are computed. " + t.Caption
 	}
 	for _, g := range d.groups {
 		if g.context != ctx || g.ls != ls {
 			continue
 		}
-		name := fmt.Sprintf("SGT (alpha = %s)", fmtNum(g.alpha))
+		name := "SGT"
 		if g.alpha == 1 {
 			name = "Baseline"
 		}
-		row := []string{name, fmtNum(g.alpha), strconv.Itoa(len(g.runs)),
-			FormatMeanSD(d.accScaled(g, mTrainAcc)), "", FormatMeanSD(d.accScaled(g, mTestAcc)), "", FormatMeanSD(d.accScaled(g, mGap)), ""}
-		if base != nil && g != base {
-			wTrain := WelchTest(d.accScaled(g, mTrainAcc), d.accScaled(base, mTrainAcc))
-			wTest := WelchTest(d.accScaled(g, mTestAcc), d.accScaled(base, mTestAcc))
-			wGap := WelchTest(d.accScaled(g, mGap), d.accScaled(base, mGap))
-			row[4], row[6], row[8] = DiffCell(wTrain), DiffCell(wTest), DiffCell(wGap)
+		row := []Cell{{Text: name}, {Text: fmtNum(g.alpha)}, nCell(g)}
+		for _, q := range []quantity{d.train, qTest, d.gap} {
+			row = append(row, d.statCells(q, g, base)...)
 		}
 		t.Rows = append(t.Rows, row)
 	}
 	return t
+}
+
+// ablationKind names a group's row of the ablation and orders the rows.
+func ablationKind(g *group) (string, int) {
+	switch {
+	case g.alpha == 1 && g.ls == 0:
+		return "Baseline", 0
+	case g.alpha == 1:
+		return "+LS", 1
+	case g.ls == 0:
+		return "+SGT", 2
+	default:
+		return "+SGT+LS", 3
+	}
 }
 
 // ablationTable builds the paper's ablation: baseline, +LS, +SGT, +SGT+LS,
@@ -341,30 +569,16 @@ func (d *data) ablationTable(ctx string) (Table, bool) {
 	t := Table{
 		ID:      "ablation",
 		Title:   "Ablation with label smoothing (LS)" + sectionTitle(ctx),
-		Caption: "Differences are to the baseline (alpha = 1, no label smoothing); the gap is train minus test accuracy.",
-		Header:  []string{"Method", "alpha", "LS", "n", "Train acc", "Diff", "Test acc", "Diff", "Gap", "Gap diff"},
+		Caption: d.tableCaption("the baseline (alpha = 1, no label smoothing)"),
+		Columns: []Column{{Name: "Method", Left: true}, {Name: "α"}, {Name: "LS"}, {Name: "n"}},
 	}
-	kind := func(g *group) (string, int) {
-		switch {
-		case g.alpha == 1 && g.ls == 0:
-			return "Baseline", 0
-		case g.alpha == 1:
-			return "+LS", 1
-		case g.ls == 0:
-			return "+SGT", 2
-		default:
-			return "+SGT+LS", 3
-		}
+	for _, q := range []quantity{d.train, qTest, d.gap} {
+		t.Columns = append(t.Columns, statColumns(q.header)...)
 	}
-	var gs []*group
-	for _, g := range d.groups {
-		if g.context == ctx {
-			gs = append(gs, g)
-		}
-	}
+	gs := d.contextGroups(ctx)
 	sort.SliceStable(gs, func(i, j int) bool {
-		_, ki := kind(gs[i])
-		_, kj := kind(gs[j])
+		_, ki := ablationKind(gs[i])
+		_, kj := ablationKind(gs[j])
 		if ki != kj {
 			return ki < kj
 		}
@@ -374,21 +588,118 @@ func (d *data) ablationTable(ctx string) (Table, bool) {
 		return gs[i].ls < gs[j].ls
 	})
 	for _, g := range gs {
-		name, _ := kind(g)
-		row := []string{name, fmtNum(g.alpha), fmtNum(g.ls), strconv.Itoa(len(g.runs)),
-			FormatMeanSD(d.accScaled(g, mTrainAcc)), "", FormatMeanSD(d.accScaled(g, mTestAcc)), "", FormatMeanSD(d.accScaled(g, mGap)), ""}
-		if g != base {
-			wTrain := WelchTest(d.accScaled(g, mTrainAcc), d.accScaled(base, mTrainAcc))
-			wTest := WelchTest(d.accScaled(g, mTestAcc), d.accScaled(base, mTestAcc))
-			wGap := WelchTest(d.accScaled(g, mGap), d.accScaled(base, mGap))
-			row[5], row[7], row[9] = DiffCell(wTrain), DiffCell(wTest), DiffCell(wGap)
+		name, _ := ablationKind(g)
+		row := []Cell{{Text: name}, {Text: fmtNum(g.alpha)}, {Text: fmtNum(g.ls)}, nCell(g)}
+		for _, q := range []quantity{d.train, qTest, d.gap} {
+			row = append(row, d.statCells(q, g, base)...)
 		}
 		t.Rows = append(t.Rows, row)
 	}
 	return t, true
 }
 
-// runLabel names a run in figures: its directory's last two elements.
+// contextGroups returns the groups of a context in the data's order.
+func (d *data) contextGroups(ctx string) []*group {
+	var gs []*group
+	for _, g := range d.groups {
+		if g.context == ctx {
+			gs = append(gs, g)
+		}
+	}
+	return gs
+}
+
+// mechanismQuantities returns the quantities of the mechanism table that
+// some run measured: logit norm, training loss, the running train accuracy
+// (when the main tables show the clean one) and zeroed filters.
+func (d *data) mechanismQuantities() []quantity {
+	var out []quantity
+	for _, q := range []quantity{qLogitNorm, qTrainLoss, qTrainRunning, qZeroed} {
+		if q == d.train || !d.has(q) || (q == qZeroed && d.allZero(q)) {
+			continue
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+// mechanismTable compares, per label smoothing, what SGT changes inside the
+// network with the baseline: the quantities of mechanismQuantities.
+func (d *data) mechanismTable(ctx string) (Table, bool) {
+	qs := d.mechanismQuantities()
+	if len(qs) == 0 {
+		return Table{}, false
+	}
+	t := Table{
+		ID:      "mechanism",
+		Title:   "What SGT changes inside the network" + sectionTitle(ctx),
+		Columns: []Column{{Name: "Method", Left: true}, {Name: "α"}, {Name: "LS"}, {Name: "n"}},
+	}
+	var names []string
+	for _, q := range qs {
+		t.Columns = append(t.Columns, statColumns(q.header)...)
+		names = append(names, q.describe())
+	}
+	t.Caption = "At the last epoch: " + strings.Join(names, "; ") + ". Δ is to the baseline (alpha = 1) with the same label smoothing."
+	rows := 0
+	for _, g := range d.contextGroups(ctx) {
+		base := d.find(ctx, 1, g.ls)
+		name := "SGT"
+		if g.alpha == 1 {
+			name = "Baseline"
+		}
+		row := []Cell{{Text: name}, {Text: fmtNum(g.alpha)}, {Text: fmtNum(g.ls)}, nCell(g)}
+		for _, q := range qs {
+			row = append(row, d.statCells(q, g, base)...)
+		}
+		t.Rows = append(t.Rows, row)
+		rows++
+	}
+	return t, rows > 0
+}
+
+// formatP formats a p-value as "0.021" or "< 0.001".
+func formatP(p float64) string {
+	if p < 0.001 {
+		return "< 0.001"
+	}
+	return strconv.FormatFloat(p, 'f', 3, 64)
+}
+
+// pPhrase formats a p-value for a sentence: "p = 0.021" or "p < 0.001".
+func pPhrase(p float64) string {
+	if p < 0.001 {
+		return "p < 0.001"
+	}
+	return "p = " + strconv.FormatFloat(p, 'f', 3, 64)
+}
+
+func fmtNum(x float64) string { return strconv.FormatFloat(x, 'g', 4, 64) }
+
+func sectionTitle(context string) string {
+	if context == "" {
+		return ""
+	}
+	return " — " + context
+}
+
+// plural returns "1 run" or "3 runs".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+func joinInts(xs []int) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.Itoa(x)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// runLabel names a run: its directory's last two elements.
 func runLabel(r *RunInfo) string {
 	dir := filepath.Clean(r.Dir)
 	parent := filepath.Base(filepath.Dir(dir))
@@ -398,11 +709,14 @@ func runLabel(r *RunInfo) string {
 	return parent + "/" + filepath.Base(dir)
 }
 
-// groupLabel names a group in figure legends.
+// groupLabel names a group in figure legends and findings.
 func groupLabel(g *group, withContext bool) string {
-	s := "alpha=" + fmtNum(g.alpha)
+	s := "α = " + fmtNum(g.alpha)
+	if g.alpha == 1 {
+		s += " (baseline)"
+	}
 	if g.ls != 0 {
-		s += " LS=" + fmtNum(g.ls)
+		s += ", LS " + fmtNum(g.ls)
 	}
 	if withContext && g.context != "" {
 		s += " (" + g.context + ")"
@@ -411,37 +725,3 @@ func groupLabel(g *group, withContext bool) string {
 }
 
 func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-
-// textTable formats a table with aligned columns for a terminal.
-func textTable(t Table) string {
-	widths := make([]int, len(t.Header))
-	all := append([][]string{t.Header}, t.Rows...)
-	for _, row := range all {
-		for i, c := range row {
-			widths[i] = max(widths[i], len([]rune(c)))
-		}
-	}
-	var b strings.Builder
-	for r, row := range all {
-		for i, c := range row {
-			if i > 0 {
-				b.WriteString("  ")
-			}
-			b.WriteString(c)
-			if i < len(row)-1 {
-				b.WriteString(strings.Repeat(" ", widths[i]-len([]rune(c))))
-			}
-		}
-		b.WriteByte('\n')
-		if r == 0 {
-			for i, w := range widths {
-				if i > 0 {
-					b.WriteString("  ")
-				}
-				b.WriteString(strings.Repeat("-", w))
-			}
-			b.WriteByte('\n')
-		}
-	}
-	return b.String()
-}

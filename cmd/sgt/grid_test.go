@@ -147,7 +147,7 @@ func TestGridEndToEnd(t *testing.T) {
 		t.Fatalf("report: exit %d, %s\n%s", code, errOut, out)
 	}
 	page, _ := os.ReadFile(html)
-	if !strings.Contains(string(page), "SGT (alpha = 0.5)") || !strings.Contains(string(page), "<svg") {
+	if !strings.Contains(string(page), `<td class="l">SGT</td><td>0.5</td>`) || !strings.Contains(string(page), "<svg") {
 		t.Error("report lacks the SGT row or figures")
 	}
 }
@@ -218,7 +218,7 @@ func TestReportCommandErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"report", "--out", "x.html"}, "no run directories"},
-		{[]string{"report", t.TempDir()}, "--out"},
+		{[]string{"report", t.TempDir()}, "no finished runs"},
 		{[]string{"report", t.TempDir(), "--out", "x.pdf"}, ".html or .md"},
 		{[]string{"report", t.TempDir(), "--out", filepath.Join(t.TempDir(), "x.md")}, "no finished runs"},
 	} {
