@@ -345,6 +345,9 @@ func newTrainer(cfg Config, opts Options) (_ *trainer, err error) {
 	if t.backend, t.backendCfg, err = backend.New(cfg.Backend); err != nil {
 		return nil, &FieldError{Field: "backend", Err: err}
 	}
+	if err := checkBackendOps(t.backend, t.backendCfg, cfg, t.train.dims(1), t.numClasses); err != nil {
+		return nil, err
+	}
 	t.step = NewStep(cfg, t.spec, t.numClasses)
 	if err := t.compile(); err != nil {
 		return nil, err
@@ -457,7 +460,7 @@ func (t *trainer) initialize() error {
 		return t.ctx.InitializeVariables(t.backend, nil)
 	})
 	if err != nil {
-		return err
+		return unsupportedOp(err, t.backendCfg, t.cfg.Model)
 	}
 	return t.recordFilterNorms(nil)
 }
