@@ -86,6 +86,28 @@ func TestDemoRunsAndGrows(t *testing.T) {
 		t.Errorf("demo on a finished directory: exit %d, %s\n%s", code, errOut, out)
 	}
 
+	// --full starts every run from the full demo's recipe; sizes given
+	// explicitly are kept (2 epochs: the recipe warms up for one).
+	full := filepath.Join(t.TempDir(), "full")
+	code, out, errOut = runCLI(t, "demo", "--full", "--model", "mlp", "--epochs", "2", "--train-size", "512", "--test-size", "256",
+		"--train-eval-size", "256", "--seeds", "1", "--out", full)
+	if code != 0 {
+		t.Fatalf("demo --full: exit %d: %s\n%s", code, errOut, out)
+	}
+	m, err = experiment.ReadManifest(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Trials) != 4 {
+		t.Errorf("demo --full --seeds 1: %d trials, want 4", len(m.Trials))
+	}
+	for _, tr := range m.Trials {
+		if tr.Config.Recipe != experiment.FullDemoRecipe || tr.Config.Augment != "pad-crop-flip" || tr.Config.TrainSize != 512 {
+			t.Errorf("demo --full trial %s: recipe %q, augment %q, train size %d; want the recipe's augmentation and the given size",
+				tr.Name, tr.Config.Recipe, tr.Config.Augment, tr.Config.TrainSize)
+		}
+	}
+
 	// A directory holding another grid is refused, naming --out.
 	other := filepath.Join(t.TempDir(), "grid")
 	if code, _, errOut := runCLI(t, "grid", "--data", "mnist", "--model", "mlp", "--epochs", "1", "--train-size", "256", "--test-size", "128",
