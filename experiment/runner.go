@@ -31,12 +31,31 @@ type Runner struct {
 	Shard, Shards int
 	// Progress receives one line per started and finished trial (may be nil).
 	Progress io.Writer
-	// OnTrial, when set, is called when a trial starts (state running)
-	// and when it ends (its final state), from the trial's goroutine.
-	OnTrial func(t Trial, state string)
+	// OnTrial, when set, is called when a trial starts (state running),
+	// when it ends (its final state), and for a trial left alone (state
+	// skipped or busy), from the trial's goroutine.
+	OnTrial func(TrialEvent)
 	// OnStep, when set, receives the progress of running trials, from
 	// their goroutines.
 	OnStep func(t Trial, p train.StepProgress)
+}
+
+// TrialEvent is what Runner.OnTrial receives.
+type TrialEvent struct {
+	// Trial is the trial.
+	Trial Trial
+	// State is StateRunning when the trial starts; StateDone, StateFailed
+	// or StateInterrupted when it ends; StateSkipped for a trial found
+	// done and StateBusy for one another process runs.
+	State string
+	// Attempt (from 1) is the trial's attempt, and Resumed tells whether
+	// it continues an interrupted run (both set from the start on).
+	Attempt int
+	Resumed bool
+	// Elapsed is how long this attempt ran (when it ended).
+	Elapsed time.Duration
+	// Err says why the trial failed, was interrupted or left alone.
+	Err error
 }
 
 // Failure names a trial that failed and why.
@@ -222,7 +241,9 @@ func (r *Runner) runTrial(ctx context.Context, dir string, t Trial, mu *sync.Mut
 	lock, err := lockTrial(filepath.Join(tdir, LockFile))
 	if errors.Is(err, errLocked) {
 		r.progress(mu, "%s: running in another process (%v), left alone", t.Name, err)
-		return StateBusy, fmt.Errorf("running in another process: %w", err), nil
+		busy := fmt.Errorf("running in another process: %w", err)
+		r.event(TrialEvent{Trial: t, State: StateBusy, Err: busy})
+		return StateBusy, busy, nil
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("trial %s: %w", t.Name, err)
@@ -241,6 +262,7 @@ func (r *Runner) runTrial(ctx context.Context, dir string, t Trial, mu *sync.Mut
 			}
 		}
 		r.progress(mu, "%s: already done, skipped", t.Name)
+		r.event(TrialEvent{Trial: t, State: StateSkipped})
 		return StateSkipped, nil, nil
 	}
 	if ctx.Err() != nil {
@@ -273,9 +295,8 @@ func (r *Runner) runTrial(ctx context.Context, dir string, t Trial, mu *sync.Mut
 	}
 	fmt.Fprintf(logf, "=== %s attempt %d at %s: %s\n", verb, st.Attempts, start.Format(time.RFC3339), t.CommandLine(tdir))
 	r.progress(mu, "%s: %s (attempt %d)", t.Name, verb, st.Attempts)
-	if r.OnTrial != nil {
-		r.OnTrial(t, StateRunning)
-	}
+	ev := TrialEvent{Trial: t, State: StateRunning, Attempt: st.Attempts, Resumed: resume}
+	r.event(ev)
 	var onStep func(train.StepProgress)
 	if r.OnStep != nil {
 		onStep = func(p train.StepProgress) { r.OnStep(t, p) }
@@ -308,9 +329,8 @@ func (r *Runner) runTrial(ctx context.Context, dir string, t Trial, mu *sync.Mut
 	if err := writeStatus(tdir, st); err != nil {
 		return "", nil, fmt.Errorf("trial %s: %w", t.Name, err)
 	}
-	if r.OnTrial != nil {
-		r.OnTrial(t, st.State)
-	}
+	ev.State, ev.Elapsed, ev.Err = st.State, elapsed, trialErr
+	r.event(ev)
 	return st.State, trialErr, nil
 }
 
@@ -323,6 +343,13 @@ func callTrain(ctx context.Context, fn TrialFunc, t Trial, dir string, resume bo
 		}
 	}()
 	return fn(ctx, t, dir, resume, log, onStep)
+}
+
+// event passes ev to OnTrial, if set.
+func (r *Runner) event(ev TrialEvent) {
+	if r.OnTrial != nil {
+		r.OnTrial(ev)
+	}
 }
 
 func (r *Runner) progress(mu *sync.Mutex, format string, args ...any) {

@@ -345,6 +345,9 @@ func newTrainer(cfg Config, opts Options) (_ *trainer, err error) {
 	if t.backend, t.backendCfg, err = backend.New(cfg.Backend); err != nil {
 		return nil, &FieldError{Field: "backend", Err: err}
 	}
+	if err := checkBackendOps(t.backend, t.backendCfg, cfg, t.train.dims(1), t.numClasses); err != nil {
+		return nil, err
+	}
 	// Build the model once on a throwaway context, so that a broken model
 	// fails before the run directory is touched, to count its parameters,
 	// and to refuse settings that cannot fit in memory before anything
@@ -476,7 +479,7 @@ func (t *trainer) initialize() error {
 		return t.ctx.InitializeVariables(t.backend, nil)
 	})
 	if err != nil {
-		return err
+		return unsupportedOp(err, t.backendCfg, t.cfg.Model)
 	}
 	return t.recordFilterNorms(nil)
 }

@@ -6,15 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
-	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/sgt-dev/sgt"
 	"github.com/sgt-dev/sgt/backend"
@@ -210,78 +207,39 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 	say("# model=%s params=%d batch=%d input=%v classes=%d alpha=%g\n",
 		spec.Name, res.Params, cfg.batch, preset.input, preset.classes, cfg.alpha)
 
-	// The pool of random batches: standard normal images, uniform labels.
-	rng := rand.New(rand.NewPCG(cfg.seed, 0x5eed))
-	imageSize := preset.input[0] * preset.input[1] * preset.input[2]
-	xs := make([]*tensors.Tensor, cfg.pool)
-	ys := make([]*tensors.Tensor, cfg.pool)
-	for i := range cfg.pool {
-		x := make([]float32, cfg.batch*imageSize)
-		for j := range x {
-			x[j] = float32(rng.NormFloat64())
-		}
-		y := make([]int32, cfg.batch)
-		for j := range y {
-			y[j] = int32(rng.IntN(preset.classes))
-		}
-		xs[i] = tensors.FromFlatDataAndDimensions(x, append([]int{cfg.batch}, preset.input...)...)
-		ys[i] = tensors.FromFlatDataAndDimensions(y, cfg.batch)
-	}
-	defer func() {
-		for i := range xs {
-			_ = xs[i].FinalizeAll()
-			_ = ys[i].FinalizeAll()
-		}
-	}()
-
-	ctx := mlctx.New()
-	ctx.SetParam(mlctx.ParamInitialSeed, int64(cfg.seed)+1)
+	var params map[string]any
 	if cfg.precision == train.PrecisionBF16 {
-		ctx.SetParam(models.ParamComputeDType, "bfloat16")
+		params = map[string]any{models.ParamComputeDType: "bfloat16"}
 	}
-	exec, err := mlctx.NewExec(b, ctx, benchStep(spec, preset.classes, cfg.alpha).Train)
+	timer, err := newStepTimer(b, spec.Name+" on "+config, benchStep(spec, preset.classes, cfg.alpha), params, preset.input, cfg.batch, cfg.pool, cfg.lr, cfg.seed)
 	if err != nil {
-		return nil, fmt.Errorf("preparing the training step: %w", err)
+		return nil, err
 	}
-	defer exec.Finalize()
-	i := 0
-	step := func() (float64, error) {
-		out, err := exec.Exec(xs[i%cfg.pool], ys[i%cfg.pool], float32(cfg.lr))
-		i++
-		if err != nil {
-			return 0, fmt.Errorf("training step %d of %s on %s: %w", i, spec.Name, config, err)
-		}
-		defer func() {
-			for _, o := range out {
-				_ = o.FinalizeAll()
-			}
-		}()
-		return float64(tensors.ToScalar[float32](out[0])), nil
-	}
+	defer timer.Close()
+	step := timer.Train
 
 	loss := math.NaN()
 	t0 := time.Now()
-	for range cfg.warmup {
+	for i := range cfg.warmup {
 		if loss, err = step(); err != nil {
-			if cfg.precision == train.PrecisionBF16 && i == 1 {
+			if cfg.precision == train.PrecisionBF16 && i == 0 {
 				return nil, usagef("--precision bfloat16: backend %s cannot run %s in bfloat16 (%v); use --precision float32 or an XLA backend", config, spec.Name, err)
 			}
 			return nil, err
 		}
 	}
 	res.WarmupSeconds = time.Since(t0).Seconds()
-	say("# warmup %d steps %.2fs loss=%.4f\n", cfg.warmup, res.WarmupSeconds, loss)
+	say("# warmup %s %.2fs loss=%.4f\n", plural(cfg.warmup, "step"), res.WarmupSeconds, loss)
 
 	minTime := time.Duration(cfg.minTime * float64(time.Second))
 	for r := range cfg.repeats {
-		var times []time.Duration
 		start := time.Now()
-		for len(times) < cfg.steps || time.Since(start) < minTime {
-			s := time.Now()
-			if loss, err = step(); err != nil {
-				return nil, err
-			}
-			times = append(times, time.Since(s))
+		times, err := timeCalls(cfg.steps, minTime, func() (err error) {
+			loss, err = step()
+			return err
+		})
+		if err != nil {
+			return nil, err
 		}
 		elapsed := time.Since(start).Seconds()
 		med := medianDuration(times)

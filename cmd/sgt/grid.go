@@ -140,13 +140,23 @@ func runGrid(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		}
 		return nil
 	}
-	r := &experiment.Runner{Train: experiment.TrainTrial, Parallel: gf.parallel, Shard: shard, Shards: shards, Progress: stdout}
+	r := &experiment.Runner{Train: experiment.TrainTrial, Parallel: gf.parallel, Shard: shard, Shards: shards}
+	mineCount := 0
+	for _, t := range trials {
+		if experiment.InShard(t.Index, shard, shards) {
+			mineCount++
+		}
+	}
 	fmt.Fprintf(stdout, "grid %s: %s", gf.out, plural(len(trials), "trial"))
 	if shards > 1 {
-		fmt.Fprintf(stdout, " (shard %d/%d)", shard, shards)
+		fmt.Fprintf(stdout, " (shard %d/%d: %s)", shard, shards, plural(mineCount, "trial"))
 	}
 	fmt.Fprintln(stdout)
+	terminal, width := terminalWidth(stdout)
+	display := experiment.NewProgress(stdout, terminal, experiment.ProgressOptions{Total: mineCount, Parallel: gf.parallel, Width: width})
+	display.Attach(r)
 	sum, results, err := experiment.RunGrid(ctx, gf.out, g, append([]string{"sgt", "grid"}, args...), r)
+	display.Close()
 	if err != nil {
 		return experimentError(err)
 	}
@@ -174,12 +184,7 @@ func experimentError(err error) error {
 }
 
 // plural returns "1 trial" or "n trials".
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
-}
+func plural(n int, word string) string { return experiment.Plural(n, word) }
 
 // summaryError turns failed and busy trials into the command's error (exit
 // status 1).
@@ -190,15 +195,19 @@ func summaryError(sum experiment.RunSummary) error {
 		for i, f := range sum.Failed {
 			names[i] = f.Trial
 		}
-		parts = append(parts, fmt.Sprintf("%d of %d trials failed (%s); see their %s", len(sum.Failed), sum.Selected, strings.Join(names, ", "), experiment.LogFile))
+		parts = append(parts, fmt.Sprintf("%d of %s failed (%s); see their %s", len(sum.Failed), plural(sum.Selected, "trial"), strings.Join(names, ", "), experiment.LogFile))
 	}
 	if len(sum.Busy) > 0 {
 		names := make([]string, len(sum.Busy))
 		for i, f := range sum.Busy {
 			names[i] = f.Trial + " (" + f.Error + ")"
 		}
-		parts = append(parts, fmt.Sprintf("%d trials are being run by another process and were left alone: %s; run \"sgt grid collect\" once it is done",
-			len(sum.Busy), strings.Join(names, ", ")))
+		verb := "are"
+		if len(sum.Busy) == 1 {
+			verb = "is"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s being run by another process and left alone: %s; run \"sgt grid collect\" once it is done",
+			plural(len(sum.Busy), "trial"), verb, strings.Join(names, ", ")))
 	}
 	if len(parts) == 0 {
 		return nil
@@ -230,7 +239,11 @@ func runGridCollect(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%s: %d done, %d failed, %d not finished\n", plural(len(m.Trials), "trial"), count[experiment.StateDone],
 		count[experiment.StateFailed], len(m.Trials)-count[experiment.StateDone]-count[experiment.StateFailed])
 	if count[experiment.StateDone] != len(m.Trials) {
-		return fmt.Errorf("%s: %d of %d trials are not done", fs.Arg(0), len(m.Trials)-count[experiment.StateDone], len(m.Trials))
+		n, verb := len(m.Trials)-count[experiment.StateDone], "are"
+		if n == 1 {
+			verb = "is"
+		}
+		return fmt.Errorf("%s: %d of %s %s not done", fs.Arg(0), n, plural(len(m.Trials), "trial"), verb)
 	}
 	return nil
 }

@@ -159,7 +159,7 @@ func TestSearchCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
 	}
-	if !strings.Contains(out, "ranking after 1 rounds") {
+	if !strings.Contains(out, "ranking after 1 round (") || !strings.Contains(out, "2 alphas x 1 seed, 1 epoch in the first round") {
 		t.Errorf("output:\n%s", out)
 	}
 	for _, f := range []string{experiment.RankingCSV, experiment.RankingText, experiment.ResultsCSV, experiment.ManifestFile} {

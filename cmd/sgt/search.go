@@ -80,14 +80,18 @@ func runSearch(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return usageError{err}
 	}
-	fmt.Fprintf(stdout, "search %s: %d alphas x %d seeds, %d epochs in the first round, keeping %.3g per round\n",
-		*out, len(spec.Alphas), len(spec.Seeds), spec.MinEpochs, spec.Keep)
-	r := &experiment.Runner{Train: experiment.TrainTrial, Parallel: *parallel, Progress: stdout}
+	fmt.Fprintf(stdout, "search %s: %s x %s, %s in the first round, keeping %.3g per round\n",
+		*out, plural(len(spec.Alphas), "alpha"), plural(len(spec.Seeds), "seed"), plural(spec.MinEpochs, "epoch"), spec.Keep)
+	r := &experiment.Runner{Train: experiment.TrainTrial, Parallel: *parallel}
+	terminal, width := terminalWidth(stdout)
+	display := experiment.NewProgress(stdout, terminal, experiment.ProgressOptions{Parallel: *parallel, Width: width})
+	display.Attach(r)
 	outcome, err := experiment.RunSearch(ctx, *out, spec, append([]string{"sgt", "search"}, args...), r)
+	display.Close()
 	if err != nil {
 		return experimentError(err)
 	}
-	fmt.Fprintf(stdout, "\nranking after %d rounds (written to %s):\n", outcome.Rounds, filepath.Join(*out, experiment.RankingText))
+	fmt.Fprintf(stdout, "\nranking after %s (written to %s):\n", plural(outcome.Rounds, "round"), filepath.Join(*out, experiment.RankingText))
 	if err := experiment.WriteRankingTable(stdout, spec.Metric, outcome.Ranking); err != nil {
 		return err
 	}
