@@ -20,8 +20,12 @@ import (
 // browserWidth is the window width the report is rendered at.
 const browserWidth = 1400
 
+// browserTestEnv, when set (.ci/run sets it after installing Chromium and
+// Liberation Sans), makes a missing browser or font a failure, not a skip.
+const browserTestEnv = "SGT_BROWSER_TEST"
+
 // chromium returns a headless Chromium (or Chrome) to render with, or
-// skips the test.
+// skips the test (fails it when SGT_BROWSER_TEST is set).
 func chromium(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -29,8 +33,17 @@ func chromium(t *testing.T) string {
 			return path
 		}
 	}
-	t.Skip("no chromium on PATH (Debian: apt-get install chromium fonts-liberation): the report is not checked in a browser")
+	skipOrFail(t, "no chromium on PATH (Debian: apt-get install chromium fonts-liberation): the report is not checked in a browser")
 	return ""
+}
+
+// skipOrFail skips the test, or fails it when SGT_BROWSER_TEST is set.
+func skipOrFail(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv(browserTestEnv) != "" {
+		t.Fatalf("%s is set but %s", browserTestEnv, msg)
+	}
+	t.Skip(msg)
 }
 
 // runChromium runs a headless browser on file with the given extra flags
@@ -113,7 +126,7 @@ type probe struct {
 func TestReportInBrowser(t *testing.T) {
 	bin := chromium(t)
 	if out, err := exec.Command("fc-match", "Liberation Sans").Output(); err == nil && !bytes.Contains(out, []byte("Liberation")) {
-		t.Skipf("Liberation Sans is not installed (Debian: apt-get install fonts-liberation); fc-match gives %s", out)
+		skipOrFail(t, fmt.Sprintf("Liberation Sans is not installed (Debian: apt-get install fonts-liberation); fc-match gives %s", out))
 	}
 	root := recipeRuns(t)
 	for i, r := range []fakeRun{
