@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -108,12 +109,13 @@ func (m benchMeter) report(b *testing.B, images int) {
 
 // BenchmarkImageNetLoader measures the loader's own throughput on ImageNet
 // -size JPEGs: read, decode, RandomResizedCrop to 224x224 with flips, and
-// normalise into float32 batches of 64, with 1 and 2 workers. It reports
-// images/s (the whole batch pipeline, as the trainer sees it).
+// normalise into float32 batches of 64, with 1, 2, 4, ... workers up to
+// the number of CPUs (and that number). It reports images/s (the whole
+// batch pipeline, as the trainer sees it) and CPU milliseconds per image.
 func BenchmarkImageNetLoader(b *testing.B) {
 	f := benchImageFolder(b)
 	norm, _ := DefaultNormalization("imagenet")
-	for _, workers := range []int{1, 2} {
+	for _, workers := range workerCounts(runtime.NumCPU()) {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			l, err := NewLoader(f, LoaderOptions{BatchOptions: BatchOptions{BatchSize: 64, Shuffle: true, DropLast: true,
 				Transform: RandomResizedCrop{Size: 224, Flip: true}, Norm: norm}, Workers: workers})
@@ -138,6 +140,15 @@ func BenchmarkImageNetLoader(b *testing.B) {
 			m.report(b, n)
 		})
 	}
+}
+
+// workerCounts returns 1, 2, 4, ... below n, and n.
+func workerCounts(n int) []int {
+	var out []int
+	for w := 1; w < n; w *= 2 {
+		out = append(out, w)
+	}
+	return append(out, max(n, 1))
 }
 
 // benchFiles reads the benchmark's JPEG files into memory.

@@ -26,6 +26,9 @@
 #   peer_resnet20              bench_gpu.py ResNet-20 batch 512, --amp bf16 --channels-last
 #   train_gpu, train_cpu       sgt train Fashion-MNIST ResNet-20 2 epochs on the GPU, then on the CPU
 #   train_compare              the two runs side by side
+#   loader                     the image loader alone on this machine's cores (issue 13, item 3):
+#                              BenchmarkImageNetLoader of package data (ImageNet-size JPEGs it
+#                              generates, RandomResizedCrop 224, batch 64) at 1, 2, 4, ... workers
 #   peer_resnet50_compile      bench_gpu.py ResNet-50 with --compile as well (slow to compile: last)
 # Every line has "check" and "ok"; a failed or skipped measurement has "error"
 # (the exit status or time-out and the last line of its stderr). Each GPU
@@ -68,6 +71,8 @@ if [ "$mode" = prepare ]; then
 	DIR=$(cd "$DIR" && pwd)
 	echo "building $DIR/sgt" >&2
 	(cd "$root" && CGO_ENABLED=1 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "-s -w" -o "$DIR/sgt" ./cmd/sgt)
+	echo "building $DIR/data.test (the loader benchmark)" >&2
+	(cd "$root" && GOOS=linux GOARCH=amd64 go test -c -trimpath -o "$DIR/data.test" ./data)
 	git -C "$root" describe --always --dirty >"$DIR/sgt.version" 2>/dev/null || echo unknown >"$DIR/sgt.version"
 	peer=${GPU_CHECK_PEER_SRC:-/work/shared/peers/torch-gpu/bench_gpu.py}
 	if [ -f "$peer" ]; then install -m 0644 "$peer" "$DIR/bench_gpu.py"; else echo "no GPU peer at $peer: the peer's measurements will be skipped" >&2; fi
@@ -190,6 +195,16 @@ for arg in sys.argv[1:]:
             out["default"] = d.get("default")
         except (OSError, ValueError) as e:
             out.setdefault("parse_error", f"sgt backends output: {e}")
+    elif k == "@gobench":  # go test -bench output: images/s and cpu-ms/image per sub-benchmark
+        rows = []
+        for line in open(v, errors="replace"):
+            m = re.match(r"Benchmark\S+?/workers=(\d+)\S*\s+\d+\s+(.*)", line)
+            if m:
+                row = {"workers": int(m.group(1))}
+                for val, unit in re.findall(r"([\d.]+) (images/s|cpu-ms/image)", m.group(2)):
+                    row["images_per_s" if unit == "images/s" else "cpu_ms_per_image"] = float(val)
+                rows.append(row)
+        out["loader"] = rows
     elif k == "@stderr":
         t = tail(v)
         if t:
@@ -293,7 +308,11 @@ has() { grep -q -- "-$1 " <<<"$help" || grep -q -- "-$1\$" <<<"$help"; }
 missing=()
 precision=() input=() classes_flag=()
 precision_name=float32
-if has precision; then precision=(--precision bf16) precision_name=bf16; else missing+=(--precision); fi
+if ! has precision; then
+	missing+=(--precision)
+elif [[ "$BACKEND" == xla* ]]; then
+	precision=(--precision bf16) precision_name=bf16
+fi # sgt's cpu backend refuses bfloat16 arithmetic: a smoke test on it runs float32
 if has input; then input=(--input 224); else missing+=(--input); fi
 classes=10
 if has classes; then classes=1000 classes_flag=(--classes 1000); else missing+=(--classes); fi
@@ -370,6 +389,20 @@ if [ -f "$DIR/runs/train_gpu/summary.json" ] && [ -f "$DIR/runs/train_cpu/summar
 	emit check=train_compare ok=true "@compare=$DIR/runs/train_gpu/summary.json,$DIR/runs/train_cpu/summary.json"
 else
 	emit check=train_compare ok=false error="a training run did not finish (see train_gpu and train_cpu)"
+fi
+
+# ---- the image loader alone, on every core (issue 13, item 3)
+if [ ! -x "$DIR/data.test" ]; then
+	emit check=loader ok=false error="no data.test in $DIR: rerun 'deploy/gpu-check.sh prepare'"
+else
+	mkdir -p "$DIR/tmp"
+	benchtime=3s
+	[ "$SMALL" = 1 ] && benchtime=1x
+	if measure loader 90 30 env TMPDIR="$DIR/tmp" "$DIR/data.test" -test.run '^$' -test.bench 'ImageNetLoader' -test.benchtime "$benchtime"; then
+		parsed=()
+		[ "$RC" = 0 ] && parsed=("@gobench=$LOGS/loader.out")
+		emit check=loader "${EXTRA[@]}" "${parsed[@]}" cpus="$(nproc)"
+	fi
 fi
 
 # ---- the peer compiled (torch.compile takes a while): last
