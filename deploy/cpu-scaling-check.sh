@@ -28,7 +28,11 @@
 #   BENCH_DIR=<this folder>/.bench
 #   PEER_ARGS=""           extra peer flags (e.g. --channels-last)
 #   PIN=0                  1: pin each run to CPUs 0..threads-1 with taskset
-#   PYTHON=/usr/bin/python3  the Python with torch (as the peer's run.sh; else python3)
+#   PROFILE_DIR=""         a folder: each sgt run writes a CPU profile of its timed window
+#                          there (sgt-MODEL-bBATCH-tTHREADS.prof, for go tool pprof with the
+#                          same binary), to find the serial parts at 16 threads
+#   PYTHON                 the Python with torch (default: the first of python3 on PATH,
+#                          /usr/bin/python3 and /opt/torch/.venv/bin/python3 that imports it)
 #
 # The peer's bench.py has no ResNet-50: a few lines of Python below add
 # torchvision's resnet50 (10 classes, 3x224x224) to it for this check, and
@@ -44,9 +48,15 @@ SCALE=${SCALE:-1}
 WORKLOADS=${WORKLOADS:-resnet20:128 resnet20:512 resnet50:64}
 PEER_ARGS=${PEER_ARGS:-}
 PIN=${PIN:-0}
-if [ -z "${PYTHON:-}" ]; then
+PROFILE_DIR=${PROFILE_DIR:-}
+if [ -z "${PYTHON:-}" ]; then # the first Python that has torch and torchvision
 	PYTHON=python3
-	[ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
+	for p in python3 /usr/bin/python3 /opt/torch/.venv/bin/python3; do
+		if command -v "$p" >/dev/null && "$p" -c 'import torch, torchvision' 2>/dev/null; then
+			PYTHON=$p
+			break
+		fi
+	done
 fi
 
 sgt="$BENCH_DIR/sgt"
@@ -148,9 +158,11 @@ run() {
 	echo "  [$(elapsed)s] $side $model batch $batch threads $threads (limit ${limit}s)" >&2
 	status=ok
 	if [ "$side" = sgt ]; then
+		prof=""
+		[ -n "$PROFILE_DIR" ] && prof="--cpuprofile $PROFILE_DIR/sgt-$model-b$batch-t$threads.prof"
 		# shellcheck disable=SC2086
 		timeout "$limit" $pin "$sgt" bench --json --model "$model" --batch "$batch" --threads "$threads" \
-			--warmup "$warmup" --steps "$steps" --time "$time" --repeats 1 >"$out" 2>&1 || status="exit status $?"
+			--warmup "$warmup" --steps "$steps" --time "$time" --repeats 1 $prof >"$out" 2>&1 || status="exit status $?"
 	else
 		# shellcheck disable=SC2086
 		OMP_NUM_THREADS=$threads timeout "$limit" $pin "$PYTHON" -c "$peer_py" "$peer" --model "$model" --batch "$batch" \
@@ -161,6 +173,7 @@ run() {
 	rm -f "$out"
 }
 
+[ -z "$PROFILE_DIR" ] || mkdir -p "$PROFILE_DIR" || die "cannot create PROFILE_DIR $PROFILE_DIR"
 echo "cpu-scaling-check: $ncpu CPUs, threads {$THREADS}, workloads {$WORKLOADS}, budget ${BUDGET}s" >&2
 [ "$ncpu" -ge 16 ] || echo "cpu-scaling-check: note: this host has $ncpu CPUs, fewer than 16" >&2
 first=sgt

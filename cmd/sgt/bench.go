@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +18,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 
 	"github.com/sgt-dev/sgt"
+	"github.com/sgt-dev/sgt/atomicfile"
 	"github.com/sgt-dev/sgt/backend"
 	"github.com/sgt-dev/sgt/backend/kernels"
 	// Our CPU backend, so that "--backend cpu" is available to the benchmark.
@@ -85,6 +90,7 @@ type benchConfig struct {
 	repeats, pool, threads int
 	alpha, minTime, lr     float64
 	seed                   uint64
+	cpuProfile             string
 	asJSON                 bool
 	precision              string
 	classes                int
@@ -114,6 +120,7 @@ func runBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	fs.Var(train.PrecisionValue{P: &cfg.precision}, "precision", "compute precision: "+strings.Join(train.PrecisionNames, ", ")+" or bf16 (bfloat16 needs a backend with bfloat16 arithmetic, such as XLA on a GPU)")
 	fs.IntVar(&cfg.classes, "classes", 0, "number of classes (default: the model's preset, 10 for most)")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "seed of the random data and initialisation")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed windows (not the warm-up) to this file, for go tool pprof")
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
 	}
@@ -153,6 +160,11 @@ func runBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	case cfg.classes < 0 || cfg.classes == 1:
 		return usagef("--classes must be at least 2, got %d", cfg.classes)
 	}
+	if cfg.cpuProfile != "" {
+		if fi, err := os.Stat(filepath.Dir(cfg.cpuProfile)); err != nil || !fi.IsDir() {
+			return usagef("--cpuprofile %s: its folder %s does not exist", cfg.cpuProfile, filepath.Dir(cfg.cpuProfile))
+		}
+	}
 	backendName, _, _ := strings.Cut(backend.Resolve(cfg.backend), ":")
 	if !slices.Contains(backend.Names(), backendName) {
 		return usagef("--backend: unknown backend %q (available: %s)", backendName, strings.Join(backend.Names(), ", "))
@@ -181,13 +193,13 @@ func runBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 
 // bench runs the benchmark; without --json it prints its progress lines to w
 // as it goes.
-func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (*benchResult, error) {
+func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (res *benchResult, err error) {
 	b, config, err := backend.New(cfg.backend)
 	if err != nil {
 		return nil, fmt.Errorf("creating the backend: %w", err)
 	}
 	defer b.Finalize()
-	res := &benchResult{
+	res = &benchResult{
 		Model: spec.Name, Batch: cfg.batch, Input: preset.input, Classes: preset.classes,
 		Backend: config, Alpha: cfg.alpha, Precision: cfg.precision, Threads: runtime.GOMAXPROCS(0), ISA: kernels.CurrentISA(), Warmup: cfg.warmup,
 		GoVersion: runtime.Version(),
@@ -231,6 +243,18 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 	res.WarmupSeconds = time.Since(t0).Seconds()
 	say("# warmup %s %.2fs loss=%.4f\n", plural(cfg.warmup, "step"), res.WarmupSeconds, loss)
 
+	if cfg.cpuProfile != "" {
+		var prof bytes.Buffer
+		if err := pprof.StartCPUProfile(&prof); err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			if werr := atomicfile.WriteFile(cfg.cpuProfile, prof.Bytes()); werr != nil && err == nil {
+				res, err = nil, fmt.Errorf("--cpuprofile: %w", werr)
+			}
+		}()
+	}
 	minTime := time.Duration(cfg.minTime * float64(time.Second))
 	for r := range cfg.repeats {
 		start := time.Now()

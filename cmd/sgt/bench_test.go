@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -83,11 +88,41 @@ func TestBenchBadFlags(t *testing.T) {
 		{"--model", "resnet7"}, {"--batch", "-1"}, {"--alpha", "-0.5"}, {"--alpha", "NaN"},
 		{"--steps", "0"}, {"--time", "-1"}, {"--repeats", "0"}, {"--warmup", "-1"}, {"--pool", "0"},
 		{"--threads", "-2"}, {"--lr", "0"}, {"--backend", "nosuch"}, {"--isa", "nosuch"}, {"--bogus"}, {"extra"}, {"--batch", "x"},
-		{"--time", "1e10"}, {"--batch", "100000000"},
+		{"--time", "1e10"}, {"--batch", "100000000"}, {"--cpuprofile", "/nonexistent-folder/cpu.prof"},
 	} {
 		code, _, errOut := runCLI(t, append([]string{"bench"}, args...)...)
 		if code != 2 || errOut == "" {
 			t.Errorf("sgt bench %v: exit %d (stderr %q), want 2 with a message", args, code, errOut)
+		}
+	}
+}
+
+// TestBenchCPUProfile checks that --cpuprofile writes a CPU profile in
+// pprof's format (gzipped protocol buffers).
+func TestBenchCPUProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.prof")
+	code, _, errOut := runCLI(t, "bench", "--model", "mlp", "--backend", refBackend, "--batch", "8", "--steps", "2", "--time", "0.2",
+		"--warmup", "1", "--repeats", "1", "--cpuprofile", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("profile is not gzipped: %v", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil || len(raw) == 0 {
+		t.Fatalf("profile: %d bytes, %v", len(raw), err)
+	}
+	// A CPU profile's string table names its sample types and period.
+	for _, want := range []string{"samples", "cpu", "nanoseconds"} {
+		if !bytes.Contains(raw, []byte(want)) {
+			t.Errorf("profile's strings lack %q: not a CPU profile", want)
 		}
 	}
 }
