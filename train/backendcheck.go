@@ -7,10 +7,6 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/notimplemented"
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
-	"github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/shapes"
-	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/sgt-dev/sgt/models"
 )
@@ -21,12 +17,8 @@ import (
 // Reverse.
 var convTrainingOps = []backends.OpType{backends.OpTypeConvGeneral, backends.OpTypeReverse}
 
-// checkBackendOps refuses, before anything is compiled or written, a
-// backend b (configured as config) that lacks an op needed to train the
-// model of cfg on images of shape dims ([N, H, W, C]) with numClasses
-// classes. Only when b lacks one of convTrainingOps is the model built (on
-// a throwaway graph), to see whether it has convolutions.
-func checkBackendOps(b backends.Backend, config string, cfg Config, dims []int, numClasses int) error {
+// missingConvOps returns the ops of convTrainingOps that b lacks.
+func missingConvOps(b backends.Backend) []string {
 	ops := b.Capabilities().Operations
 	var missing []string
 	for _, op := range convTrainingOps {
@@ -34,6 +26,27 @@ func checkBackendOps(b backends.Backend, config string, cfg Config, dims []int, 
 			missing = append(missing, op.String())
 		}
 	}
+	return missing
+}
+
+// backendOpsError refuses a backend (configured as config) that lacks the
+// ops missing, when model has convolutions (conv); nil otherwise.
+func backendOpsError(config, model string, missing []string, conv bool) error {
+	if len(missing) == 0 || !conv {
+		return nil
+	}
+	return fieldErrorf("backend", "backend %q cannot train model %s: it does not implement %s, which the gradient of a convolution needs; use --backend cpu (sgt's own, the default) or xla",
+		config, model, strings.Join(missing, " and "))
+}
+
+// CheckBackend returns the error that a run with configuration cfg would
+// give, before it starts, on backend b (configured as config) when b lacks
+// an op needed to train cfg's model on images of shape dims ([N, H, W, C])
+// with numClasses classes; nil when it has them. Only when b lacks one of
+// convTrainingOps is the model built (on a throwaway graph), to see
+// whether it has convolutions.
+func CheckBackend(b backends.Backend, config string, cfg Config, dims []int, numClasses int) error {
+	missing := missingConvOps(b)
 	if len(missing) == 0 {
 		return nil
 	}
@@ -41,41 +54,11 @@ func checkBackendOps(b backends.Backend, config string, cfg Config, dims []int, 
 	if err != nil {
 		return &FieldError{Field: "model", Err: err}
 	}
-	conv, err := hasConvolutions(b, spec, dims, numClasses, cfg.modelParams())
+	probe, err := probeModel(b, spec, dims, numClasses, cfg.modelParams())
 	if err != nil {
 		return unsupportedOp(fmt.Errorf("model %s: %w", cfg.Model, err), config, cfg.Model)
 	}
-	if !conv {
-		return nil
-	}
-	return fieldErrorf("backend", "backend %q cannot train model %s: it does not implement %s, which the gradient of a convolution needs; use --backend cpu (sgt's own, the default) or xla",
-		config, cfg.Model, strings.Join(missing, " and "))
-}
-
-// CheckBackend returns the error that a run with configuration cfg would
-// give, before it starts, on backend b (configured as config) when b lacks
-// an op needed to train cfg's model on images of shape dims ([N, H, W, C])
-// with numClasses classes; nil when it has them.
-func CheckBackend(b backends.Backend, config string, cfg Config, dims []int, numClasses int) error {
-	return checkBackendOps(b, config, cfg, dims, numClasses)
-}
-
-// hasConvolutions builds the model's logits on a throwaway graph and
-// reports whether it has convolution kernels (rank-4 variables).
-func hasConvolutions(b backends.Backend, spec models.Spec, dims []int, numClasses int, hyper map[string]any) (conv bool, err error) {
-	err = graphResult("building the model", func() error {
-		g := graph.NewGraph(b, "ops probe")
-		defer g.Finalize()
-		ctx := mlctx.New()
-		ctx.SetParams(hyper)
-		ctx.SetTraining(g, true)
-		spec.Build(ctx, graph.Parameter(g, "images", shapes.Make(dtypes.Float32, dims...)), numClasses)
-		for v := range ctx.IterVariables() {
-			conv = conv || v.Trainable && v.Shape().Rank() == 4
-		}
-		return nil
-	})
-	return conv, err
+	return backendOpsError(config, cfg.Model, missing, probe.conv)
 }
 
 // unsupportedOp turns an error of a graph that needs an op the backend

@@ -345,21 +345,21 @@ func newTrainer(cfg Config, opts Options) (_ *trainer, err error) {
 	if t.backend, t.backendCfg, err = backend.New(cfg.Backend); err != nil {
 		return nil, &FieldError{Field: "backend", Err: err}
 	}
-	if err := checkBackendOps(t.backend, t.backendCfg, cfg, t.train.dims(1), t.numClasses); err != nil {
-		return nil, err
-	}
 	// Build the model once on a throwaway context, so that a broken model
-	// fails before the run directory is touched, to count its parameters,
-	// and to refuse settings that cannot fit in memory before anything
-	// large is allocated.
+	// or a backend that cannot train it fails before the run directory is
+	// touched, to count its parameters, and to refuse settings that cannot
+	// fit in memory before anything large is allocated.
 	need, err := probeModel(t.backend, t.spec, t.train.dims(1), t.numClasses, cfg.modelParams())
 	if err != nil && cfg.Precision == PrecisionBF16 {
 		return nil, fieldErrorf("precision", "backend %s cannot compute model %s in bfloat16 (%v); use --precision float32, or an XLA backend", t.backendCfg, cfg.Model, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", cfg.Model, err)
+		return nil, unsupportedOp(fmt.Errorf("model %s: %w", cfg.Model, err), t.backendCfg, cfg.Model)
 	}
-	if err := checkMemory(&cfg, need, 4*t.train.exampleSize(), t.evalBatchSize(), t.train.prefetch(), availableMemory()); err != nil {
+	if err := backendOpsError(t.backendCfg, cfg.Model, missingConvOps(t.backend), need.conv); err != nil {
+		return nil, err
+	}
+	if err := checkMemory(&cfg, need.memoryNeed, 4*t.train.exampleSize(), t.evalBatchSize(), t.train.prefetch(), availableMemory()); err != nil {
 		return nil, err
 	}
 	params := int(need.params / 4)
@@ -502,11 +502,20 @@ func (t *trainer) recordFilterNorms(layers []rundir.LayerNorms) error {
 	return rundir.AppendFilterNorms(t.opts.Out, t.steps, layers)
 }
 
+// modelProbe is what building a model's graph, without running it, tells.
+type modelProbe struct {
+	// memoryNeed is what the model's steps need in memory.
+	memoryNeed
+	// conv reports whether the model has convolution kernels (rank-4
+	// trainable variables).
+	conv bool
+}
+
 // probeModel builds the model's logits for a batch of the given shape on a
 // fresh context, without compiling or running anything, and returns what
-// its steps need in memory: the bytes of the graph's values per example of
-// the batch, and of the trainable parameters.
-func probeModel(b backends.Backend, spec models.Spec, dims []int, numClasses int, hyper map[string]any) (need memoryNeed, err error) {
+// its steps need in memory (the bytes of the graph's values per example of
+// the batch, and of the trainable parameters) and whether it convolves.
+func probeModel(b backends.Backend, spec models.Spec, dims []int, numClasses int, hyper map[string]any) (need modelProbe, err error) {
 	err = graphResult("building the model", func() error {
 		g := graph.NewGraph(b, "probe")
 		defer g.Finalize()
@@ -527,6 +536,7 @@ func probeModel(b backends.Backend, spec models.Spec, dims []int, numClasses int
 		for v := range ctx.IterVariables() {
 			if v.Trainable {
 				need.params += int64(v.Shape().Memory())
+				need.conv = need.conv || v.Shape().Rank() == 4
 			}
 		}
 		return nil
