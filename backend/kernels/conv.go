@@ -384,12 +384,16 @@ type convSub[T gemmFloat] struct {
 	zero bool // no kernel tap reaches these outputs: they are zero
 }
 
-// clearRows zeroes the output rows and columns of a sub-problem.
+// clearRows zeroes the output rows and columns of a sub-problem, rows in
+// parallel (on many cores a serial clear of a large output would be a
+// sizeable serial part of the step).
 func (sp *convSub[T]) clearRows() {
-	var off [1]int
 	base := sp.c.base()
-	for i := 0; i < sp.m; i++ {
-		sp.c.rowOffsets(i, off[:])
-		clear(unsafe.Slice((*T)(unsafe.Add(base, off[0])), sp.n))
-	}
+	Parallel(sp.m, poolGrain(sp.n), func(lo, hi int) {
+		var off [1]int
+		for i := lo; i < hi; i++ {
+			sp.c.rowOffsets(i, off[:])
+			clear(unsafe.Slice((*T)(unsafe.Add(base, off[0])), sp.n))
+		}
+	})
 }
