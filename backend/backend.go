@@ -196,6 +196,19 @@ func newXLA(config string) (backends.Backend, error) {
 	return b, nil
 }
 
+// OnHost tells whether a backend configuration ("name" or "name:config",
+// as New returns it) computes in the host's memory: every backend but XLA
+// with a plugin other than the CPU one (a GPU's, whose activations live in
+// device memory). XLA with no plugin named counts as on the host.
+func OnHost(config string) bool {
+	name, _, _ := strings.Cut(config, ":")
+	if !IsXLA(name) {
+		return true
+	}
+	plugin, _ := splitXLAConfig(config)
+	return plugin == "" || isCPUPlugin(plugin, plugin)
+}
+
 // isCPUPlugin tells whether a plugin (asked for as plugin, found at path) is
 // the PJRT CPU plugin.
 func isCPUPlugin(plugin, path string) bool {

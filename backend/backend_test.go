@@ -66,3 +66,17 @@ func TestXLAWithoutPluginFailsFast(t *testing.T) {
 		t.Errorf("New(xla:cpu) took %v; it must fail fast", d)
 	}
 }
+
+// TestOnHost: the backends that compute in host memory, and those (XLA
+// with a GPU plugin) whose model lives in device memory.
+func TestOnHost(t *testing.T) {
+	for config, want := range map[string]bool{
+		"cpu": true, "go": true, "go:ops_sequential": true, "xla": true, "xla:cpu": true,
+		"xla:/opt/pjrt/pjrt_c_api_cpu_plugin.so": true, "xla:cuda": false,
+		"xla:/site-packages/jax_plugins/xla_cuda13/xla_cuda_plugin.so": false, "stablehlo:cuda": false,
+	} {
+		if got := OnHost(config); got != want {
+			t.Errorf("OnHost(%q) = %v, want %v", config, got, want)
+		}
+	}
+}

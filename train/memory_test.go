@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/sgt-dev/sgt/backend"
+	"github.com/sgt-dev/sgt/models"
 )
 
 // TestRefusesSettingsThatCannotFit: settings whose steps cannot fit in
@@ -44,6 +47,36 @@ func TestRefusesSettingsThatCannotFit(t *testing.T) {
 	cfg.EvalBatchSize, cfg.TrainEvalSize = 1000000000, 0
 	if _, err := Run(context.Background(), cfg, Options{}); err != nil {
 		t.Errorf("--eval-batch-size 1e9 on 256 test examples: %v", err)
+	}
+}
+
+// TestProbeCountsPerExampleOnlyWhatGrowsWithTheBatch: the per-example bytes
+// of a model's graph hold what grows with the batch, not the variables'
+// initialisation. For the MLP 784-256-10 they lie between one float32 per
+// input, hidden unit and logit (the values an example must have) and ten
+// of each; before, the 784x256 weights' initialisation (0.8 MiB) was
+// counted per example, and the estimate of ResNet-50 at batch 64 (51.5 GiB)
+// refused runs that need about 6 GiB.
+func TestProbeCountsPerExampleOnlyWhatGrowsWithTheBatch(t *testing.T) {
+	b, _, err := backend.New("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Finalize()
+	spec, err := models.Get("mlp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	need, err := probeModel(b, spec, []int{1, 28, 28, 1}, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	units := int64(784 + 256 + 10)
+	if lo, hi := 4*units, 40*units; need.perExample < lo || need.perExample > hi {
+		t.Errorf("MLP: %d bytes per example, want between %d and %d", need.perExample, lo, hi)
+	}
+	if want := int64(4 * (784*256 + 256 + 256*10 + 10)); need.params != want {
+		t.Errorf("MLP: %d bytes of parameters, want %d", need.params, want)
 	}
 }
 

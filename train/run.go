@@ -359,7 +359,11 @@ func newTrainer(cfg Config, opts Options) (_ *trainer, err error) {
 	if err := backendOpsError(t.backendCfg, cfg.Model, missingConvOps(t.backend), need.conv); err != nil {
 		return nil, err
 	}
-	if err := checkMemory(&cfg, need.memoryNeed, 4*t.train.exampleSize(), t.evalBatchSize(), t.train.prefetch(), availableMemory()); err != nil {
+	hostNeed := need.memoryNeed
+	if !backend.OnHost(t.backendCfg) {
+		hostNeed = memoryNeed{} // the model's memory is the device's; the host holds the batches
+	}
+	if err := checkMemory(&cfg, hostNeed, 4*t.train.exampleSize(), t.evalBatchSize(), t.train.prefetch(), availableMemory()); err != nil {
 		return nil, err
 	}
 	params := int(need.params / 4)
@@ -511,11 +515,35 @@ type modelProbe struct {
 	conv bool
 }
 
-// probeModel builds the model's logits for a batch of the given shape on a
-// fresh context, without compiling or running anything, and returns what
-// its steps need in memory (the bytes of the graph's values per example of
-// the batch, and of the trainable parameters) and whether it convolves.
+// probeModel builds the model's logits on a fresh context for batches of
+// one and of two examples of shape dims[1:] (dims[0] is ignored), without
+// compiling or running anything, and returns what its steps need in memory
+// and whether it convolves. The bytes per example are the difference of the
+// two graphs' values, so that what does not grow with the batch (the
+// variables' initialisation, for one) is not counted per example.
 func probeModel(b backends.Backend, spec models.Spec, dims []int, numClasses int, hyper map[string]any) (need modelProbe, err error) {
+	one, err := buildProbe(b, spec, append([]int{1}, dims[1:]...), numClasses, hyper)
+	if err != nil {
+		return need, err
+	}
+	two, err := buildProbe(b, spec, append([]int{2}, dims[1:]...), numClasses, hyper)
+	if err != nil {
+		return need, err
+	}
+	need = modelProbe{memoryNeed: memoryNeed{perExample: max(two.total-one.total, 0), params: one.params}, conv: one.conv}
+	return need, nil
+}
+
+// graphSize is what one build of a model's graph holds.
+type graphSize struct {
+	total  int64 // bytes of every value of the graph
+	params int64 // bytes of the trainable variables
+	conv   bool  // rank-4 trainable variables (convolution kernels)
+}
+
+// buildProbe builds the model's logits for a batch of shape dims on a fresh
+// context and measures the graph.
+func buildProbe(b backends.Backend, spec models.Spec, dims []int, numClasses int, hyper map[string]any) (size graphSize, err error) {
 	err = graphResult("building the model", func() error {
 		g := graph.NewGraph(b, "probe")
 		defer g.Finalize()
@@ -529,17 +557,16 @@ func probeModel(b backends.Backend, spec models.Spec, dims []int, numClasses int
 		}
 		for _, n := range g.Nodes() {
 			if sh := n.Shape(); sh.DType != dtypes.InvalidDType {
-				need.perExample += int64(sh.Memory())
+				size.total += int64(sh.Memory())
 			}
 		}
-		need.perExample /= int64(max(dims[0], 1))
 		for v := range ctx.IterVariables() {
 			if v.Trainable {
-				need.params += int64(v.Shape().Memory())
-				need.conv = need.conv || v.Shape().Rank() == 4
+				size.params += int64(v.Shape().Memory())
+				size.conv = size.conv || v.Shape().Rank() == 4
 			}
 		}
 		return nil
 	})
-	return need, err
+	return size, err
 }

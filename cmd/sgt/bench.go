@@ -207,7 +207,7 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 	if res.Params, err = models.CountParameters(b, spec.Name, preset.input, preset.classes, nil); err != nil {
 		return nil, err
 	}
-	if err := checkBenchMemory(b, spec, preset, cfg); err != nil {
+	if err := checkBenchMemory(b, config, spec, preset, cfg); err != nil {
 		return nil, err
 	}
 	say := func(format string, args ...any) {
@@ -288,15 +288,19 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 }
 
 // checkBenchMemory refuses a --batch whose training step and pool of random
-// batches cannot fit in the memory available, before allocating them.
-func checkBenchMemory(b backends.Backend, spec models.Spec, preset benchPreset, cfg benchConfig) error {
+// batches cannot fit in the memory available, before allocating them. On a
+// backend whose model lives in device memory (a GPU's) only the pool counts.
+func checkBenchMemory(b backends.Backend, config string, spec models.Spec, preset benchPreset, cfg benchConfig) error {
 	avail := train.AvailableMemory()
 	if avail <= 0 {
 		return nil
 	}
-	step, err := train.StepMemory(b, spec, preset.input, preset.classes, cfg.batch)
-	if err != nil {
-		return err
+	var step int64
+	if backend.OnHost(config) { // else the model's memory is the device's
+		var err error
+		if step, err = train.StepMemory(b, spec, preset.input, preset.classes, cfg.batch); err != nil {
+			return err
+		}
 	}
 	pool := int64(cfg.pool) * int64(cfg.batch) * int64(preset.input[0]*preset.input[1]*preset.input[2]+1) * 4
 	if need := step + pool; need > avail {
