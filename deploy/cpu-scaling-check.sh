@@ -28,6 +28,9 @@
 #   BENCH_DIR=<this folder>/.bench
 #   PEER_ARGS=""           extra peer flags (e.g. --channels-last)
 #   PIN=0                  1: pin each run to CPUs 0..threads-1 with taskset
+#   PREDICT=1              1: also run `sgt bench --scaling MAX` (one thread, kernels split for the
+#                          largest thread count) per ResNet-20 workload: side "sgt-predicted",
+#                          with the predicted speedups to set beside the measured ones
 #   PROFILE_DIR=""         a folder: each sgt run writes a CPU profile of its timed window
 #                          there (sgt-MODEL-bBATCH-tTHREADS.prof, for go tool pprof with the
 #                          same binary), to find the serial parts at 16 threads
@@ -49,6 +52,7 @@ WORKLOADS=${WORKLOADS:-resnet20:128 resnet20:512 resnet50:64}
 PEER_ARGS=${PEER_ARGS:-}
 PIN=${PIN:-0}
 PROFILE_DIR=${PROFILE_DIR:-}
+PREDICT=${PREDICT:-1}
 if [ -z "${PYTHON:-}" ]; then # the first Python that has torch and torchvision
 	PYTHON=python3
 	for p in python3 /usr/bin/python3 /opt/torch/.venv/bin/python3; do
@@ -121,10 +125,12 @@ text = open(out, errors="replace").read() if out != "-" else ""
 try:
     if status != "ok":
         raise ValueError(status)
-    if side == "sgt":
+    if side in ("sgt", "sgt-predicted"):
         r = json.loads(text[text.index("{"):])
         rec.update(images_per_s=r["images_per_s"], images_per_s_best=r["images_per_s_best"],
                    windows=len(r["windows"]), steps=sum(w["steps"] for w in r["windows"]), isa=r["isa"])
+        if r.get("scaling"):
+            rec.update(serial_fraction=r["scaling"]["serial_fraction"], predicted=r["scaling"]["predicted"])
     else:
         m = re.search(r"^RESULT .*images_per_s_median=([0-9.]+) images_per_s_best=([0-9.]+) windows=(\d+)", text, re.M)
         if not m:
@@ -157,7 +163,11 @@ run() {
 	t0=$(date +%s)
 	echo "  [$(elapsed)s] $side $model batch $batch threads $threads (limit ${limit}s)" >&2
 	status=ok
-	if [ "$side" = sgt ]; then
+	if [ "$side" = sgt-predicted ]; then
+		# shellcheck disable=SC2086
+		timeout "$limit" "$sgt" bench --json --model "$model" --batch "$batch" --scaling "$threads" \
+			--warmup "$warmup" --steps "$steps" --time "$time" --repeats 1 >"$out" 2>&1 || status="exit status $?"
+	elif [ "$side" = sgt ]; then
 		prof=""
 		[ -n "$PROFILE_DIR" ] && prof="--cpuprofile $PROFILE_DIR/sgt-$model-b$batch-t$threads.prof"
 		# shellcheck disable=SC2086
@@ -176,6 +186,8 @@ run() {
 [ -z "$PROFILE_DIR" ] || mkdir -p "$PROFILE_DIR" || die "cannot create PROFILE_DIR $PROFILE_DIR"
 echo "cpu-scaling-check: $ncpu CPUs, threads {$THREADS}, workloads {$WORKLOADS}, budget ${BUDGET}s" >&2
 [ "$ncpu" -ge 16 ] || echo "cpu-scaling-check: note: this host has $ncpu CPUs, fewer than 16" >&2
+maxthreads=0
+for t in $THREADS; do [ "$t" -gt "$maxthreads" ] && maxthreads=$t; done
 first=sgt
 for w in $WORKLOADS; do
 	model=${w%%:*} batch=${w#*:}
@@ -194,5 +206,10 @@ for w in $WORKLOADS; do
 			run "$side" "$model" "$batch" "$t" "$warmup" "$steps" "$time" "$limit"
 		done
 	done
+	# sgt's own prediction from one thread (sgt bench --scaling), to set
+	# beside the measured scaling; ResNet-50 on one thread is too slow for it.
+	if [ "$PREDICT" = 1 ] && [ "$model" = resnet20 ] && [ "$maxthreads" -ge 2 ]; then
+		run sgt-predicted "$model" "$batch" "$maxthreads" "$warmup" "$steps" "$time" "$limit"
+	fi
 done
 echo "cpu-scaling-check: done in $(elapsed)s" >&2

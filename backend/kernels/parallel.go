@@ -11,8 +11,14 @@ import (
 	"sync/atomic"
 )
 
-// Workers returns the number of goroutines kernels split their work over.
-func Workers() int { return runtime.GOMAXPROCS(0) }
+// Workers returns the number of goroutines kernels split their work over:
+// GOMAXPROCS, or the worker count of a scaling analysis in progress.
+func Workers() int {
+	if a := analysis.Load(); a != nil {
+		return a.workers
+	}
+	return runtime.GOMAXPROCS(0)
+}
 
 // parJob is one Parallel call: pieces equal chunks of [0, n), claimed by the
 // calling goroutine and the pool's helpers through next. Jobs are reused:
@@ -115,6 +121,15 @@ func parHelper(jobs chan *parJob) {
 // fn may itself call Parallel. Chunks must not wait for each other: when
 // every helper is busy, the caller runs the chunks one after the other.
 func Parallel(n, grain int, fn func(lo, hi int)) {
+	if a := analysis.Load(); a != nil {
+		a.parallel(n, grain, fn)
+		return
+	}
+	parallel(n, grain, fn)
+}
+
+// parallel is Parallel.
+func parallel(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
 	}

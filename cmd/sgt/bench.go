@@ -77,6 +77,8 @@ type benchResult struct {
 	Windows           []benchWindow `json:"windows"`
 	PeakRSSBytes      int64         `json:"peak_rss_bytes"`
 	GoVersion         string        `json:"go_version"`
+	// Scaling is the scaling analysis of the timed windows (--scaling).
+	Scaling *kernels.Scaling `json:"scaling,omitempty"`
 }
 
 // maxBenchSeconds bounds --time (a day): longer windows would overflow the
@@ -91,6 +93,7 @@ type benchConfig struct {
 	alpha, minTime, lr     float64
 	seed                   uint64
 	cpuProfile             string
+	scaling                int
 	asJSON                 bool
 	precision              string
 	classes                int
@@ -120,6 +123,7 @@ func runBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	fs.Var(train.PrecisionValue{P: &cfg.precision}, "precision", "compute precision: "+strings.Join(train.PrecisionNames, ", ")+" or bf16 (bfloat16 needs a backend with bfloat16 arithmetic, such as XLA on a GPU)")
 	fs.IntVar(&cfg.classes, "classes", 0, "number of classes (default: the model's preset, 10 for most)")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "seed of the random data and initialisation")
+	fs.IntVar(&cfg.scaling, "scaling", 0, "N: time the step on one thread with the cpu backend's kernels split for N workers, and predict its speedup at 2, 4, ... N threads (an upper bound: no memory contention, no wake-up costs); the images/s are then one thread's")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed windows (not the warm-up) to this file, for go tool pprof")
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
@@ -153,6 +157,10 @@ func runBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return usagef("--repeats must be >= 1, got %d", cfg.repeats)
 	case cfg.pool < 1:
 		return usagef("--pool must be >= 1, got %d", cfg.pool)
+	case cfg.scaling < 0 || cfg.scaling == 1:
+		return usagef("--scaling must be at least 2 (the worker count to predict for), got %d", cfg.scaling)
+	case cfg.scaling > 0 && cfg.threads > 1:
+		return usagef("--scaling runs on one thread; leave out --threads %d", cfg.threads)
 	case cfg.threads < 0:
 		return usagef("--threads must be >= 0, got %d", cfg.threads)
 	case !(cfg.lr > 0) || math.IsInf(cfg.lr, 0):
@@ -168,6 +176,9 @@ func runBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	backendName, _, _ := strings.Cut(backend.Resolve(cfg.backend), ":")
 	if !slices.Contains(backend.Names(), backendName) {
 		return usagef("--backend: unknown backend %q (available: %s)", backendName, strings.Join(backend.Names(), ", "))
+	}
+	if cfg.scaling > 0 && backendName != "cpu" {
+		return usagef("--scaling analyses sgt's cpu backend, not %s", backendName)
 	}
 	if cfg.threads > 0 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cfg.threads))
@@ -230,6 +241,18 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 	defer timer.Close()
 	step := timer.Train
 
+	var an *kernels.Analysis // the scaling analysis (--scaling)
+	if cfg.scaling > 0 {
+		// The warm-up compiles with the kernels split as in the analysis.
+		if an, err = kernels.StartAnalysis(cfg.scaling); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if an != nil {
+				an.Stop()
+			}
+		}()
+	}
 	loss := math.NaN()
 	t0 := time.Now()
 	for i := range cfg.warmup {
@@ -241,6 +264,12 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 		}
 	}
 	res.WarmupSeconds = time.Since(t0).Seconds()
+	if an != nil { // analyse the timed windows only
+		an.Stop()
+		if an, err = kernels.StartAnalysis(cfg.scaling); err != nil {
+			return nil, err
+		}
+	}
 	say("# warmup %s %.2fs loss=%.4f\n", plural(cfg.warmup, "step"), res.WarmupSeconds, loss)
 
 	if cfg.cpuProfile != "" {
@@ -275,6 +304,15 @@ func bench(cfg benchConfig, spec models.Spec, preset benchPreset, w io.Writer) (
 		res.ImagesPerSWindows = append(res.ImagesPerSWindows, win.ImagesPerS)
 		say("window %d: steps=%d time=%.2fs images/s=%.1f median_step=%.2fms (=> %.1f img/s) min_step=%.2fms loss=%.4f\n",
 			r, win.Steps, win.Seconds, win.ImagesPerS, win.MedianStepMS, float64(cfg.batch)/med.Seconds(), win.MinStepMS, loss)
+	}
+	if an != nil {
+		sc := an.Stop()
+		an = nil
+		res.Scaling, res.Threads = &sc, 1
+		say("# scaling analysis (one thread, kernels split for %d workers): %.1f%% of the time serial\n", sc.Workers, 100*sc.SerialFraction)
+		for _, pt := range sc.Predicted {
+			say("#   %2d threads: predicted speedup %.2f (efficiency %.0f%%)\n", pt.Threads, pt.Speedup, 100*pt.Efficiency)
+		}
 	}
 	res.ImagesPerS = median(res.ImagesPerSWindows)
 	res.ImagesPerSBest = slices.Max(res.ImagesPerSWindows)

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,6 +90,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{"--steps", "0"}, {"--time", "-1"}, {"--repeats", "0"}, {"--warmup", "-1"}, {"--pool", "0"},
 		{"--threads", "-2"}, {"--lr", "0"}, {"--backend", "nosuch"}, {"--isa", "nosuch"}, {"--bogus"}, {"extra"}, {"--batch", "x"},
 		{"--time", "1e10"}, {"--batch", "100000000"}, {"--cpuprofile", "/nonexistent-folder/cpu.prof"},
+		{"--scaling", "1"}, {"--scaling", "-3"}, {"--scaling", "4", "--threads", "2"}, {"--scaling", "4", "--backend", refBackend},
 	} {
 		code, _, errOut := runCLI(t, append([]string{"bench"}, args...)...)
 		if code != 2 || errOut == "" {
@@ -124,6 +126,39 @@ func TestBenchCPUProfile(t *testing.T) {
 		if !bytes.Contains(raw, []byte(want)) {
 			t.Errorf("profile's strings lack %q: not a CPU profile", want)
 		}
+	}
+}
+
+// TestBenchScaling: --scaling N times the step on one thread with the
+// kernels split for N workers and predicts the speedup at 1, 2, 4, ... N
+// threads: one thread predicts no speedup, and more threads more, never
+// more than the thread count.
+func TestBenchScaling(t *testing.T) {
+	code, out, errOut := runCLI(t, "bench", "--model", "resnet20", "--batch", "16", "--backend", "cpu", "--steps", "2", "--time", "0",
+		"--warmup", "1", "--repeats", "1", "--scaling", "4", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var res benchResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	s := res.Scaling
+	if s == nil || s.Workers != 4 || res.Threads != 1 || len(s.Predicted) != 3 {
+		t.Fatalf("scaling %+v, threads %d; want 4 workers predicted at 1, 2, 4 threads, run on 1", s, res.Threads)
+	}
+	if s.Calls == 0 || s.ParallelSeconds <= 0 || s.SerialFraction < 0 || s.SerialFraction >= 1 {
+		t.Errorf("scaling %+v: want parallel calls, a positive parallel time and a serial fraction in [0, 1)", s)
+	}
+	prev := 0.0
+	for _, pt := range s.Predicted {
+		if pt.Threads == 1 && math.Abs(pt.Speedup-1) > 1e-9 {
+			t.Errorf("1 thread: predicted speedup %v, want 1", pt.Speedup)
+		}
+		if pt.Speedup < prev || pt.Speedup > float64(pt.Threads)+1e-9 {
+			t.Errorf("%d threads: predicted speedup %v after %v", pt.Threads, pt.Speedup, prev)
+		}
+		prev = pt.Speedup
 	}
 }
 
