@@ -2,28 +2,11 @@ package data
 
 import (
 	"image"
-	"image/color"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 )
-
-// toRGBReference is the YCbCr conversion as the folder reader did it
-// before ycbcrToRGB: the library's offsets and color.YCbCrToRGB per pixel.
-func toRGBReference(dst []byte, src *image.YCbCr) {
-	b := src.Bounds()
-	w := b.Dx()
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		row := dst[(y-b.Min.Y)*w*3:]
-		for x := b.Min.X; x < b.Max.X; x++ {
-			yi, ci := src.YOffset(x, y), src.COffset(x, y)
-			r, g, bl := color.YCbCrToRGB(src.Y[yi], src.Cb[ci], src.Cr[ci])
-			o := (x - b.Min.X) * 3
-			row[o], row[o+1], row[o+2] = r, g, bl
-		}
-	}
-}
 
 // randomYCbCr returns a w x h YCbCr image of random bytes.
 func randomYCbCr(rng *rand.Rand, w, h int, ratio image.YCbCrSubsampleRatio) *image.YCbCr {
@@ -57,7 +40,7 @@ func TestYCbCrToRGBMatchesLibrary(t *testing.T) {
 				n := sub.Bounds().Dx() * sub.Bounds().Dy() * 3
 				got, want := make([]byte, n), make([]byte, n)
 				toRGB(got, sub)
-				toRGBReference(want, sub)
+				ycbcrToRGBGeneric(want, sub)
 				if !slices.Equal(got, want) {
 					t.Errorf("ratio %v, image %v: fast conversion differs from color.YCbCrToRGB", ratio, sub.Bounds())
 				}
@@ -71,7 +54,7 @@ func TestYCbCrToRGBMatchesLibrary(t *testing.T) {
 	}
 	got, want := make([]byte, len(m.Y)*3), make([]byte, len(m.Y)*3)
 	toRGB(got, m)
-	toRGBReference(want, m)
+	ycbcrToRGBGeneric(want, m)
 	if !slices.Equal(got, want) {
 		t.Error("fast conversion differs from color.YCbCrToRGB on some (Y, Cb, Cr)")
 	}
@@ -178,23 +161,8 @@ func TestFusedNormalizationIsExact(t *testing.T) {
 	}
 }
 
-func BenchmarkToRGBReference(b *testing.B) {
-	raws := benchFiles(b)
-	var ims []*image.YCbCr
-	for _, raw := range raws[:16] {
-		m, err := decodeJPEGForBench(raw)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ims = append(ims, m)
-	}
+func BenchmarkToRGBGeneric(b *testing.B) {
+	ims := decodedJPEGs(b)
 	dst := make([]byte, 600*450*3)
-	i := 0
-	m := startMeter()
-	for b.Loop() {
-		im := ims[i%len(ims)]
-		toRGBReference(dst, im)
-		i++
-	}
-	m.report(b, i)
+	metered(b, func(i int) { ycbcrToRGBGeneric(dst, ims[i%len(ims)]) })
 }

@@ -324,23 +324,31 @@ func clamp16(v int32) byte {
 	return byte(^(v >> 31))
 }
 
+// ycbcrToRGBGeneric converts any YCbCr layout to interleaved RGB bytes,
+// pixel by pixel with the library's offsets and color.YCbCrToRGB: the
+// fallback of ycbcrToRGB, and the reference its tests compare it with.
+func ycbcrToRGBGeneric(dst []byte, src *image.YCbCr) {
+	b := src.Bounds()
+	w := b.Dx()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		row := dst[(y-b.Min.Y)*w*3:]
+		for x := b.Min.X; x < b.Max.X; x++ {
+			yi, ci := src.YOffset(x, y), src.COffset(x, y)
+			r, g, bl := color.YCbCrToRGB(src.Y[yi], src.Cb[ci], src.Cr[ci])
+			o := (x - b.Min.X) * 3
+			row[o], row[o+1], row[o+2] = r, g, bl
+		}
+	}
+}
+
 // toRGB writes the pixels of m as interleaved RGB bytes (alpha composed over black).
 func toRGB(dst []byte, m image.Image) {
 	b := m.Bounds()
 	w := b.Dx()
 	switch src := m.(type) {
 	case *image.YCbCr:
-		if ycbcrToRGB(dst, src) {
-			return
-		}
-		for y := b.Min.Y; y < b.Max.Y; y++ { // unusual layouts: the library's offsets
-			row := dst[(y-b.Min.Y)*w*3:]
-			for x := b.Min.X; x < b.Max.X; x++ {
-				yi, ci := src.YOffset(x, y), src.COffset(x, y)
-				r, g, bl := color.YCbCrToRGB(src.Y[yi], src.Cb[ci], src.Cr[ci])
-				o := (x - b.Min.X) * 3
-				row[o], row[o+1], row[o+2] = r, g, bl
-			}
+		if !ycbcrToRGB(dst, src) { // unusual layouts
+			ycbcrToRGBGeneric(dst, src)
 		}
 	case *image.Gray:
 		for y := b.Min.Y; y < b.Max.Y; y++ {

@@ -172,29 +172,21 @@ func benchFiles(b *testing.B) [][]byte {
 
 func BenchmarkStageJPEGDecode(b *testing.B) {
 	raws := benchFiles(b)
-	i := 0
-	m := startMeter()
-	for b.Loop() {
+	metered(b, func(i int) {
 		if _, err := jpeg.Decode(bytes.NewReader(raws[i%len(raws)])); err != nil {
 			b.Fatal(err)
 		}
-		i++
-	}
-	m.report(b, i)
+	})
 }
 
 func BenchmarkStageDecodeFile(b *testing.B) {
 	f := benchImageFolder(b)
 	var s Scratch
-	i := 0
-	m := startMeter()
-	for b.Loop() {
+	metered(b, func(i int) {
 		if _, err := decodeImageFile(f.Files[i%len(f.Files)], &s); err != nil {
 			b.Fatal(err)
 		}
-		i++
-	}
-	m.report(b, i)
+	})
 }
 
 // decodedBench returns a few decoded benchmark images.
@@ -217,14 +209,10 @@ func BenchmarkStageRandomResizedCrop(b *testing.B) {
 	tr := RandomResizedCrop{Size: 224, Flip: true}
 	out := make([]float32, 224*224*3)
 	var s Scratch
-	i := 0
-	m := startMeter()
-	for b.Loop() {
+	metered(b, func(i int) {
 		rng := NewRNG(1, uint64(i))
 		tr.Apply(out, imgs[i%len(imgs)], &rng, &s)
-		i++
-	}
-	m.report(b, i)
+	})
 }
 
 func BenchmarkStageNormalize(b *testing.B) {
@@ -234,34 +222,16 @@ func BenchmarkStageNormalize(b *testing.B) {
 		b.Fatal(err)
 	}
 	out := make([]float32, 224*224*3)
-	i := 0
-	m := startMeter()
-	for b.Loop() {
-		k.normalize(out)
-		i++
-	}
-	m.report(b, i)
+	metered(b, func(int) { k.normalize(out) })
 }
 
 func BenchmarkStageToRGB(b *testing.B) {
-	raws := benchFiles(b)
-	var ims []image.Image
-	for _, raw := range raws[:16] {
-		m, err := jpeg.Decode(bytes.NewReader(raw))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ims = append(ims, m)
-	}
+	ims := decodedJPEGs(b)
 	dst := make([]byte, 600*450*3)
-	i := 0
-	m := startMeter()
-	for b.Loop() {
+	metered(b, func(i int) {
 		im := ims[i%len(ims)]
 		toRGB(dst[:im.Bounds().Dx()*im.Bounds().Dy()*3], im)
-		i++
-	}
-	m.report(b, i)
+	})
 }
 
 // BenchmarkStageCropNormalized is the crop with the normalisation fused in,
@@ -273,25 +243,38 @@ func BenchmarkStageCropNormalized(b *testing.B) {
 	tr := RandomResizedCrop{Size: 224, Flip: true}
 	out := make([]float32, 224*224*3)
 	var s Scratch
+	metered(b, func(i int) {
+		rng := NewRNG(1, uint64(i))
+		tr.applyNormalized(out, imgs[i%len(imgs)], &rng, &s, &affine{scale, bias})
+	})
+}
+
+// decodedJPEGs decodes the first 16 benchmark JPEGs with Go's decoder (to
+// YCbCr, as the benchmark's files are).
+func decodedJPEGs(b *testing.B) []*image.YCbCr {
+	var ims []*image.YCbCr
+	for _, raw := range benchFiles(b)[:16] {
+		m, err := jpeg.Decode(bytes.NewReader(raw))
+		if err != nil {
+			b.Fatal(err)
+		}
+		y, ok := m.(*image.YCbCr)
+		if !ok {
+			b.Fatalf("decoded a %T, want *image.YCbCr", m)
+		}
+		ims = append(ims, y)
+	}
+	return ims
+}
+
+// metered runs step(0), step(1), ... as the benchmark's loop and reports
+// images/s and CPU ms per image, one image per step.
+func metered(b *testing.B, step func(i int)) {
 	i := 0
 	m := startMeter()
 	for b.Loop() {
-		rng := NewRNG(1, uint64(i))
-		tr.applyNormalized(out, imgs[i%len(imgs)], &rng, &s, &affine{scale, bias})
+		step(i)
 		i++
 	}
 	m.report(b, i)
-}
-
-// decodeJPEGForBench decodes a JPEG that is known to be YCbCr.
-func decodeJPEGForBench(raw []byte) (*image.YCbCr, error) {
-	m, err := jpeg.Decode(bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	y, ok := m.(*image.YCbCr)
-	if !ok {
-		return nil, fmt.Errorf("decoded a %T, want *image.YCbCr", m)
-	}
-	return y, nil
 }

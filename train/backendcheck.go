@@ -54,11 +54,11 @@ func CheckBackend(b backends.Backend, config string, cfg Config, dims []int, num
 	if err != nil {
 		return &FieldError{Field: "model", Err: err}
 	}
-	probe, err := probeModel(b, spec, dims, numClasses, cfg.modelParams())
+	size, err := buildProbe(b, spec, dims, numClasses, cfg.modelParams())
 	if err != nil {
 		return unsupportedOp(fmt.Errorf("model %s: %w", cfg.Model, err), config, cfg.Model)
 	}
-	return backendOpsError(config, cfg.Model, missing, probe.conv)
+	return backendOpsError(config, cfg.Model, missing, size.conv)
 }
 
 // unsupportedOp turns an error of a graph that needs an op the backend

@@ -185,20 +185,8 @@ func exactToBF16[T int8 | int16 | int32 | uint8 | uint16 | uint32]() ewFn {
 // bf16ToInt converts to an integer type like other floats: truncated
 // towards zero, saturated to the type's range, NaN gives 0.
 func bf16ToInt[T intT]() ewFn {
-	var z T
-	lo, hi := intRange(dtypes.FromAny(z))
-	return mapUnary(func(x bfloat16.BFloat16) T {
-		v := float64(x.Float32())
-		switch {
-		case v != v:
-			return 0
-		case v <= lo:
-			return T(lo)
-		case v >= hi:
-			return maxOfInt[T]()
-		}
-		return T(v)
-	})
+	toInt := floatToInt[T]()
+	return mapUnary(func(x bfloat16.BFloat16) T { return toInt(float64(x.Float32())) })
 }
 
 // bf16Compare returns the comparison op on BFloat16 operands, through their

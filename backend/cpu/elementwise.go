@@ -971,21 +971,27 @@ func convertToInt[F numT, T intT](fromFloat bool) ewFn {
 	if !fromFloat {
 		return convertLoop[F, T]()
 	}
+	toInt := floatToInt[T]()
+	return mapUnary(func(x F) T { return toInt(float64(x)) })
+}
+
+// floatToInt returns the conversion of a float to the integer type T:
+// truncated towards zero, saturated to T's range, NaN gives 0.
+func floatToInt[T intT]() func(v float64) T {
 	var z T
-	dt := dtypes.FromAny(z)
-	lo, hi := intRange(dt)
-	return mapUnary(func(x F) T {
-		v := float64(x)
+	lo, hi := intRange(dtypes.FromAny(z))
+	top := maxOfInt[T]()
+	return func(v float64) T {
 		switch {
 		case v != v:
 			return 0
 		case v <= lo:
 			return T(lo)
 		case v >= hi:
-			return maxOfInt[T]()
+			return top
 		}
 		return T(v)
-	})
+	}
 }
 
 // intRange returns the range of an integer dtype as float64 (hi is the first

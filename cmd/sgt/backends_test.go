@@ -27,9 +27,9 @@ func isolateBackends(t *testing.T) string {
 	return root
 }
 
-func TestBackendsCommand(t *testing.T) {
-	isolateBackends(t)
-	start := time.Now()
+// backendsJSON runs "sgt backends --json" and returns its report.
+func backendsJSON(t *testing.T) backendsReport {
+	t.Helper()
 	code, out, errOut := runCLI(t, "backends", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -38,6 +38,13 @@ func TestBackendsCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("invalid JSON: %v\n%s", err, out)
 	}
+	return rep
+}
+
+func TestBackendsCommand(t *testing.T) {
+	isolateBackends(t)
+	start := time.Now()
+	rep := backendsJSON(t)
 	byName := map[string]backendEntry{}
 	for _, e := range rep.Backends {
 		byName[e.Name] = e
@@ -62,7 +69,7 @@ func TestBackendsCommand(t *testing.T) {
 		t.Errorf("default %q, go %q", rep.Default, rep.GoVersion)
 	}
 
-	code, out, errOut = runCLI(t, "backends")
+	code, out, errOut := runCLI(t, "backends")
 	if code != 0 || !strings.Contains(out, "xla:cuda  no") || !strings.Contains(out, "searched: $"+backend.CUDAPluginEnv+" (unset)") ||
 		!strings.Contains(out, "Default backend here: cpu") {
 		t.Errorf("text output (exit %d, %s):\n%s", code, errOut, out)
@@ -97,14 +104,7 @@ func TestBackendsBrokenPlugin(t *testing.T) {
 		t.Fatalf("gcc: %v\n%s", err, b)
 	}
 	t.Setenv(backend.CUDAPluginEnv, so)
-	code, out, errOut := runCLI(t, "backends", "--json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	var rep backendsReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatalf("invalid JSON: %v\n%s", err, out)
-	}
+	rep := backendsJSON(t)
 	for _, e := range rep.Backends {
 		if e.Name == "xla:cuda" {
 			if e.Usable || !strings.Contains(e.Reason, so) || !strings.Contains(e.Reason, "GetPjrtApi") {
